@@ -1,0 +1,33 @@
+# Strata's front door. `make run` and `make test` install what is missing first.
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test unit integration asan lint fuzz fuzz-smoke bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) 2>&1 | grep -v '^\[' || true
+	@test -x $(BUILD)/strata
+
+run: deps build
+	$(BUILD)/strata serve --demo
+
+test: deps
+	@scripts/test-all
+
+fuzz: deps
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-600} scripts/fuzz
+
+bench: deps build
+	@bench/run
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,59 @@
+/*
+ * config: PostgREST's settings under their own names (env PGRST_* and a PostgREST-style
+ * config file), plus Strata's own STRATA_* settings. Loaded once before anything starts;
+ * the result is immutable and shared by every worker.
+ */
+#ifndef STRATA_CONFIG_H
+#define STRATA_CONFIG_H
+
+#include "core/core.h"
+
+typedef struct {
+    /* PostgREST settings (file key / env name) */
+    char *db_uri;             /* db-uri / PGRST_DB_URI; NULL → embedded PostgreSQL */
+    char *db_schemas;         /* db-schemas / PGRST_DB_SCHEMAS; default "public" */
+    char *db_anon_role;       /* db-anon-role / PGRST_DB_ANON_ROLE; NULL = none */
+    char *jwt_secret;         /* jwt-secret / PGRST_JWT_SECRET; NULL = none */
+    char *server_host;        /* server-host / PGRST_SERVER_HOST; default "!4" */
+    int server_port;          /* server-port / PGRST_SERVER_PORT; default 3000 */
+    int admin_server_port;    /* admin-server-port / PGRST_ADMIN_SERVER_PORT; default port+1 */
+    int db_pool;              /* db-pool / PGRST_DB_POOL; default 10 (per worker) */
+    int db_pool_acquisition_timeout_s; /* db-pool-acquisition-timeout; default 10 */
+    long db_max_rows;         /* db-max-rows / PGRST_DB_MAX_ROWS; -1 = unlimited */
+    char *db_channel;         /* db-channel; default "pgrst" */
+    bool db_channel_enabled;  /* db-channel-enabled; default true */
+    int log_level;            /* log-level / PGRST_LOG_LEVEL; default info (core_log_level) */
+    char *openapi_server_proxy_uri; /* openapi-server-proxy-uri; NULL = none */
+
+    /* Strata settings (file key "strata-..." / env STRATA_...) */
+    char *data_dir;           /* STRATA_DATA_DIR; default "./.strata" */
+    char *db_admin_uri;       /* STRATA_DB_ADMIN_URI; NULL → db_uri */
+    int workers;              /* STRATA_WORKERS; default 0 = number of cores */
+    long max_body_bytes;      /* STRATA_MAX_BODY_BYTES; default 10 MiB */
+    long max_header_bytes;    /* STRATA_MAX_HEADER_BYTES; default 16 KiB */
+    int request_timeout_s;    /* STRATA_REQUEST_TIMEOUT; default 30 */
+    int keepalive_timeout_s;  /* STRATA_KEEPALIVE_TIMEOUT; default 60 */
+    int statement_timeout_ms; /* STRATA_STATEMENT_TIMEOUT_MS; default 0 = none */
+    bool demo;                /* set by `strata serve --demo` (or STRATA_DEMO=1) */
+} core_config_t;
+
+/* Fills *cfg with the defaults. */
+void core_config_defaults(core_config_t *cfg);
+
+/* Applies a PostgREST-style config file's text (`key = value` lines, values quoted with
+ * double quotes or bare numbers/booleans, `#` comments). Unknown keys are an error. On
+ * error returns CORE_EINVAL and writes one line naming the setting and what is wrong into
+ * err (NUL-terminated, truncated to errlen). Bounded: files over 1 MiB are refused. */
+int core_config_parse_text(core_config_t *cfg, str_t text, char *err, size_t errlen) CORE_WUR;
+
+/* Applies the environment (envp: NULL-terminated "NAME=value" array): PGRST_* and
+ * STRATA_* names; environment values override the file. Same error contract. */
+int core_config_apply_env(core_config_t *cfg, char *const *envp, char *err, size_t errlen) CORE_WUR;
+
+/* Cross-setting checks (ports in range, admin port != server port, ...). */
+int core_config_validate(core_config_t *cfg, char *err, size_t errlen) CORE_WUR;
+
+/* Frees every string the config owns. */
+void core_config_free(core_config_t *cfg);
+
+#endif

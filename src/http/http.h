@@ -1,0 +1,109 @@
+/*
+ * http: Strata's small HTTP/1.1 server layer on libuv, parsing by http-parser.
+ *
+ * One http_server_t per worker loop. Each accepted connection parses requests with its own
+ * http_parser; complete requests are handed to the handler one at a time per connection
+ * (pipelined requests wait, so responses go out in order). Keep-alive, chunked and
+ * fixed-length request bodies, limits and timeouts are handled here and answered with
+ * PostgREST-shaped JSON errors.
+ */
+#ifndef STRATA_HTTP_H
+#define STRATA_HTTP_H
+
+#include <uv.h>
+
+#include "core/core.h"
+
+typedef struct {
+    str_t name;
+    str_t value;
+} http_header_t;
+
+typedef struct http_server http_server_t;
+typedef struct http_req http_req_t;
+
+/* A parsed request. Everything in it (and everything the handler allocates from `arena`)
+ * lives until the response has been written or the connection is gone — the arena is
+ * destroyed by the http layer after http_respond / http_stream_end, never before. */
+struct http_req {
+    core_arena_t *arena;
+    str_t method;        /* "GET", "POST", ... */
+    int method_id;       /* http_parser's enum http_method */
+    str_t target;        /* raw request target, e.g. "/items?id=eq.1" */
+    str_t path;          /* percent-decoded path, without the query */
+    str_t query;         /* raw query string after '?', not decoded (may be empty) */
+    http_header_t *headers; /* names as sent; lookup with http_req_header */
+    size_t nheaders;
+    str_t body;          /* complete body (chunked bodies are reassembled) */
+    char request_id[40]; /* the X-Request-Id sent by the client if sane, else generated */
+    uint64_t start_ns;   /* core_now_ns() when the request line arrived */
+    const char *log_role; /* set by the handler for the access log; may stay NULL */
+    void *internal;      /* owned by the http layer */
+};
+
+typedef void (*http_handler_fn)(http_req_t *req, void *udata);
+
+typedef struct {
+    size_t max_header_bytes;   /* request line + headers; over → 431 */
+    size_t max_body_bytes;     /* over → 413 */
+    unsigned request_timeout_ms;   /* from the first byte of a request to its full receipt; 408 */
+    unsigned keepalive_timeout_ms; /* idle connection is closed after this */
+    unsigned max_connections;  /* per server; beyond it new connections are closed at once */
+    bool access_log;           /* one JSON line per request */
+} http_limits_t;
+
+void http_limits_default(http_limits_t *l);
+
+/* Creates a listener on host:port bound with SO_REUSEPORT (so several workers may bind the
+ * same port) and starts accepting on `loop`. The handler runs on `loop` for every complete
+ * request. Returns 0 and *out, or a negative status (and logs why). */
+int http_server_start(uv_loop_t *loop, const char *host, int port, const http_limits_t *limits,
+                      http_handler_fn handler, void *udata, http_server_t **out) CORE_WUR;
+
+/* Stops accepting; idle connections are closed; connections with a request in progress are
+ * closed after it is answered or after `grace_ms`. on_stopped runs on the loop once every
+ * handle is closed; the server is freed after it returns. */
+void http_server_stop(http_server_t *srv, unsigned grace_ms, void (*on_stopped)(void *), void *arg);
+
+/* Number of requests currently being handled (for graceful shutdown and metrics). */
+unsigned http_server_inflight(const http_server_t *srv);
+
+/* Case-insensitive header lookup; STR_NULL when absent. */
+str_t http_req_header(const http_req_t *req, str_t name);
+
+/* True when the client has gone: responding is still required (it frees the request) but
+ * nothing will be sent. */
+bool http_req_client_gone(const http_req_t *req);
+
+/* Sends a complete response and ends the request. Must be called exactly once per request
+ * (or the stream trio below), on the request's loop, possibly from a later callback. Adds
+ * Content-Length, Date, Server and Connection headers; `headers` and `body` are copied or
+ * written before return is observed by the caller, so they may live in the arena.
+ * After this call `req` must not be touched. */
+void http_respond(http_req_t *req, int status, const http_header_t *headers, size_t nheaders,
+                  str_t body);
+
+/* Convenience: a JSON error body built from e, with its status. */
+void http_respond_error(http_req_t *req, const core_err_t *e);
+
+/* Streaming: start a chunked response, write chunks, end it. Same exactly-once rule:
+ * http_stream_end ends the request. */
+void http_stream_start(http_req_t *req, int status, const http_header_t *headers, size_t nheaders);
+void http_stream_write(http_req_t *req, str_t chunk);
+void http_stream_end(http_req_t *req);
+
+/* Per-server counters for /metrics (read on the server's own loop or racily for metrics). */
+typedef struct {
+    uint64_t requests_by_class[6]; /* index status/100 (1xx..5xx), [0] unused */
+    uint64_t latency_buckets[12];  /* cumulative-style counts for HTTP_LATENCY_BOUNDS_US */
+    uint64_t latency_sum_us;
+    uint64_t latency_count;
+    uint64_t connections_open;
+} http_stats_t;
+
+#define HTTP_LATENCY_NBUCKETS 11
+extern const uint64_t HTTP_LATENCY_BOUNDS_US[HTTP_LATENCY_NBUCKETS];
+
+const http_stats_t *http_server_stats(const http_server_t *srv);
+
+#endif
