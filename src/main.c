@@ -1,11 +1,100 @@
+/*
+ * strata: the command line. `strata serve [config-file] [--demo]`, `strata version`.
+ * Configuration errors print one line naming the setting and exit with status 2 before
+ * anything starts. Blocking calls are fine here: no loop runs yet.
+ */
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
+#include "app/app.h"
+#include "core/config.h"
 #include "core/core.h"
+
+#define STRATA_VERSION "0.1.0"
+
+extern char **environ;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: strata serve [config-file] [--demo]\n"
+               "       strata version\n"
+               "\n"
+               "Settings come from PostgREST's environment variables (PGRST_DB_URI, PGRST_DB_SCHEMAS,\n"
+               "PGRST_DB_ANON_ROLE, PGRST_SERVER_PORT, ...), Strata's own (STRATA_DATA_DIR,\n"
+               "STRATA_WORKERS, ...) and an optional PostgREST-style config file. Without\n"
+               "PGRST_DB_URI, Strata runs its own PostgreSQL under STRATA_DATA_DIR (./.strata).\n");
+}
+
+/* Reads a config file (bounded) with plain stdio: this runs before any loop exists. */
+static int read_file(const char *path, core_buf_t *b, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "config file %s: cannot open", path);
+        return CORE_EIO;
+    }
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) core_buf_append(b, chunk, n);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad || core_buf_status(b) != CORE_OK) {
+        snprintf(err, errlen, "config file %s: cannot read (or larger than 1 MiB)", path);
+        return CORE_EIO;
+    }
+    return CORE_OK;
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    LOG_INFO("strata");
-    return 0;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("strata %s\n", STRATA_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") != 0) {
+        fprintf(stderr, "strata: unknown command \"%s\"\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    core_config_t cfg;
+    core_config_defaults(&cfg);
+    char err[1024] = "";
+    const char *file = NULL;
+    bool demo = false;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--demo")) demo = true;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "strata: unknown option \"%s\"\n", argv[i]);
+            return 2;
+        } else if (!file) file = argv[i];
+        else {
+            fprintf(stderr, "strata: only one config file may be given\n");
+            return 2;
+        }
+    }
+    int rc = CORE_OK;
+    if (file) {
+        core_buf_t text;
+        core_buf_init(&text, 1u << 20);
+        rc = read_file(file, &text, err, sizeof(err));
+        if (rc == CORE_OK) rc = core_config_parse_text(&cfg, core_buf_str(&text), err, sizeof(err));
+        core_buf_free(&text);
+    }
+    if (rc == CORE_OK) rc = core_config_apply_env(&cfg, environ, err, sizeof(err));
+    if (rc == CORE_OK) rc = core_config_validate(&cfg, err, sizeof(err));
+    if (rc != CORE_OK) {
+        fprintf(stderr, "strata: configuration error: %s\n", err);
+        core_config_free(&cfg);
+        return 2;
+    }
+    if (demo) cfg.demo = true;
+    core_log_set_level(cfg.log_level);
+    int status = app_serve(&cfg);
+    core_config_free(&cfg);
+    return status;
 }

@@ -37,8 +37,8 @@ void core_wallclock_rfc3339(char *out, size_t outlen)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outlen, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+    size_t n = strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, outlen, "%.*s.%03dZ", (int)n, base, (int)(ts.tv_nsec / 1000000L) % 1000);
 }
 
 static void write_line(const char *p, size_t n)

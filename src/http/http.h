@@ -34,7 +34,8 @@ struct http_req {
     str_t query;         /* raw query string after '?', not decoded (may be empty) */
     http_header_t *headers; /* names as sent; lookup with http_req_header */
     size_t nheaders;
-    str_t body;          /* complete body (chunked bodies are reassembled) */
+    str_t body;          /* complete body (chunked bodies are reassembled); ptr is never
+                          * NULL, len 0 when there is none */
     char request_id[40]; /* the X-Request-Id sent by the client if sane, else generated */
     uint64_t start_ns;   /* core_now_ns() when the request line arrived */
     const char *log_role; /* set by the handler for the access log; may stay NULL */
@@ -43,13 +44,16 @@ struct http_req {
 
 typedef void (*http_handler_fn)(http_req_t *req, void *udata);
 
+/* Sizes given as 0 take the default; timeouts and max_connections given as 0 are off.
+ * request_timeout_ms also bounds how long a response write may make no progress. */
 typedef struct {
     size_t max_header_bytes;   /* request line + headers; over → 431 */
     size_t max_body_bytes;     /* over → 413 */
     unsigned request_timeout_ms;   /* from the first byte of a request to its full receipt; 408 */
     unsigned keepalive_timeout_ms; /* idle connection is closed after this */
     unsigned max_connections;  /* per server; beyond it new connections are closed at once */
-    bool access_log;           /* one JSON line per request */
+    bool access_log; /* one JSON line per request: time, request_id, method, path, status,
+                      * bytes (body bytes sent), duration_us, role */
 } http_limits_t;
 
 void http_limits_default(http_limits_t *l);
@@ -60,9 +64,17 @@ void http_limits_default(http_limits_t *l);
 int http_server_start(uv_loop_t *loop, const char *host, int port, const http_limits_t *limits,
                       http_handler_fn handler, void *udata, http_server_t **out) CORE_WUR;
 
+/* The port the server is bound to (useful when started on port 0). */
+int http_server_port(const http_server_t *srv);
+
+/* The port the listener is bound to (useful with port 0), or -1 for NULL. */
+int http_server_port(const http_server_t *srv);
+
 /* Stops accepting; idle connections are closed; connections with a request in progress are
- * closed after it is answered or after `grace_ms`. on_stopped runs on the loop once every
- * handle is closed; the server is freed after it returns. */
+ * closed after it is answered or after `grace_ms` (0: at once). on_stopped runs on the loop
+ * once every handle is closed and every handler has answered (a request still owned by a
+ * handler keeps the server alive until http_respond/http_stream_end); the server is freed
+ * after it returns. Calling it again is a no-op. */
 void http_server_stop(http_server_t *srv, unsigned grace_ms, void (*on_stopped)(void *), void *arg);
 
 /* Number of requests currently being handled (for graceful shutdown and metrics). */
@@ -77,8 +89,12 @@ bool http_req_client_gone(const http_req_t *req);
 
 /* Sends a complete response and ends the request. Must be called exactly once per request
  * (or the stream trio below), on the request's loop, possibly from a later callback. Adds
- * Content-Length, Date, Server and Connection headers; `headers` and `body` are copied or
- * written before return is observed by the caller, so they may live in the arena.
+ * Content-Length, Date, Server and Connection headers (caller headers with those names or
+ * Transfer-Encoding/Keep-Alive are dropped, as are names that are not tokens and values
+ * with CR/LF). `headers` are copied before return. `body` is NOT copied: it is written from
+ * where it lies, so it must stay valid until the request ends — keep it in req->arena (or
+ * static storage), never in a buffer the caller frees after the call.
+ * HEAD: headers only, Content-Length of body. 1xx/204/304: no body, no Content-Length.
  * After this call `req` must not be touched. */
 void http_respond(http_req_t *req, int status, const http_header_t *headers, size_t nheaders,
                   str_t body);
@@ -87,7 +103,10 @@ void http_respond(http_req_t *req, int status, const http_header_t *headers, siz
 void http_respond_error(http_req_t *req, const core_err_t *e);
 
 /* Streaming: start a chunked response, write chunks, end it. Same exactly-once rule:
- * http_stream_end ends the request. */
+ * http_stream_end ends the request. Headers and chunks are copied, so they may live
+ * anywhere. A client that lets more than a few MiB queue up unread is disconnected
+ * (http_req_client_gone turns true; further writes are dropped). HTTP/1.0 clients get the
+ * body unframed and the connection closed at the end. */
 void http_stream_start(http_req_t *req, int status, const http_header_t *headers, size_t nheaders);
 void http_stream_write(http_req_t *req, str_t chunk);
 void http_stream_end(http_req_t *req);
@@ -95,12 +114,18 @@ void http_stream_end(http_req_t *req);
 /* Per-server counters for /metrics (read on the server's own loop or racily for metrics). */
 typedef struct {
     uint64_t requests_by_class[6]; /* index status/100 (1xx..5xx), [0] unused */
-    uint64_t latency_buckets[12];  /* cumulative-style counts for HTTP_LATENCY_BOUNDS_US */
+    /* NOT cumulative: [i] counts requests with bounds[i-1] < duration <= bounds[i]
+     * (i < HTTP_LATENCY_NBUCKETS), [HTTP_LATENCY_NBUCKETS] those slower than the last
+     * bound. A Prometheus exporter sums them up. Duration: request line → last byte
+     * written. */
+    uint64_t latency_buckets[12];
     uint64_t latency_sum_us;
     uint64_t latency_count;
-    uint64_t connections_open;
+    uint64_t connections_open; /* connection structs alive (accepted, not yet freed) */
 } http_stats_t;
 
+/* Upper bounds in µs: 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
+ * 250000. */
 #define HTTP_LATENCY_NBUCKETS 11
 extern const uint64_t HTTP_LATENCY_BOUNDS_US[HTTP_LATENCY_NBUCKETS];
 

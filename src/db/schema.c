@@ -1,0 +1,377 @@
+/*
+ * The schema cache: one catalog query returns the whole picture as JSON, which is parsed
+ * with jansson into a snapshot whose strings all live in one arena. Blocking libpq is
+ * allowed in this file (see scripts/blocking-allowlist): loads run before the loops start
+ * or on the schema listener's own thread.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/schema.h"
+
+#define SCHEMA_JSON_MAX ((size_t)512 * 1024 * 1024)
+
+static const char CATALOG_SQL[] =
+    "with exposed as (select trim(s) as nspname from unnest(string_to_array($1, ',')) s), "
+    "rels as ("
+    " select c.oid, n.nspname as schema, c.relname as name, c.relkind as kind,"
+    "  obj_description(c.oid, 'pg_class') as description,"
+    "  (c.relkind in ('r','p') or (c.relkind in ('v','f') and"
+    "   (pg_relation_is_updatable(c.oid::regclass, true) & 8) = 8)) as insertable"
+    " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+    " where n.nspname in (select nspname from exposed) and c.relkind in ('r','v','m','f','p')) "
+    "select json_build_object("
+    " 'tables', (select coalesce(json_agg(json_build_object("
+    "   'schema', r.schema, 'name', r.name, 'kind', r.kind, 'description', r.description,"
+    "   'insertable', r.insertable,"
+    "   'columns', (select coalesce(json_agg(json_build_object("
+    "      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),"
+    "      'nullable', not a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid),"
+    "      'description', col_description(r.oid, a.attnum)) order by a.attnum), '[]')"
+    "     from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum"
+    "     where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped),"
+    "   'pk', (select coalesce(json_agg(a.attname order by k.ord), '[]')"
+    "     from pg_constraint con cross join lateral unnest(con.conkey) with ordinality k(attnum, ord)"
+    "     join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum"
+    "     where con.conrelid = r.oid and con.contype = 'p')"
+    "  ) order by r.schema, r.name), '[]') from rels r),"
+    " 'fks', (select coalesce(json_agg(json_build_object("
+    "   'name', con.conname, 'schema', n1.nspname, 'table', c1.relname,"
+    "   'columns', (select json_agg(a.attname order by k.ord) from unnest(con.conkey) with ordinality k(attnum, ord)"
+    "      join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum),"
+    "   'fschema', n2.nspname, 'ftable', c2.relname,"
+    "   'fcolumns', (select json_agg(a.attname order by k.ord) from unnest(con.confkey) with ordinality k(attnum, ord)"
+    "      join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum))), '[]')"
+    "  from pg_constraint con"
+    "  join pg_class c1 on c1.oid = con.conrelid join pg_namespace n1 on n1.oid = c1.relnamespace"
+    "  join pg_class c2 on c2.oid = con.confrelid join pg_namespace n2 on n2.oid = c2.relnamespace"
+    "  where con.contype = 'f' and (n1.nspname in (select nspname from exposed)"
+    "   or n2.nspname in (select nspname from exposed))),"
+    " 'functions', (select coalesce(json_agg(json_build_object("
+    "   'schema', n.nspname, 'name', p.proname, 'args', pg_get_function_arguments(p.oid),"
+    "   'rettype', format_type(p.prorettype, null), 'retset', p.proretset,"
+    "   'volatility', p.provolatile, 'description', obj_description(p.oid, 'pg_proc'))"
+    "   order by n.nspname, p.proname), '[]')"
+    "  from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+    "  where n.nspname in (select nspname from exposed) and p.prokind = 'f')"
+    ")::text";
+
+typedef struct {
+    core_arena_t *arena;
+    atomic_int refs;
+} schema_internal_t;
+
+static void set_err(char *err, size_t errlen, const char *msg)
+{
+    if (errlen) snprintf(err, errlen, "%s", msg);
+}
+
+/* Copies a JSON string (or null) into the arena; false on OOM or a wrong type. */
+static bool get_str(core_arena_t *a, json_t *obj, const char *key, str_t *out, bool nullable)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = STR_NULL;
+        return nullable;
+    }
+    if (!json_is_string(v)) return false;
+    char *d = core_arena_strdup(a, (str_t){json_string_value(v), json_string_length(v)});
+    if (!d) return false;
+    *out = (str_t){d, json_string_length(v)};
+    return true;
+}
+
+static bool get_str_array(core_arena_t *a, json_t *arr, str_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!arr || json_is_null(arr)) return true;
+    if (!json_is_array(arr)) return false;
+    size_t cnt = json_array_size(arr);
+    if (cnt == 0) return true;
+    str_t *v = core_arena_alloc(a, cnt * sizeof(str_t));
+    if (!v) return false;
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *e = json_array_get(arr, i);
+        if (!json_is_string(e)) return false;
+        char *d = core_arena_strdup(a, (str_t){json_string_value(e), json_string_length(e)});
+        if (!d) return false;
+        v[i] = (str_t){d, json_string_length(e)};
+    }
+    *out = v;
+    *n = cnt;
+    return true;
+}
+
+static int cmp_str(str_t a, str_t b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
+    if (c) return c;
+    return a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
+}
+
+static int cmp_table(const void *x, const void *y)
+{
+    const db_table_t *a = x, *b = y;
+    int c = cmp_str(a->schema, b->schema);
+    return c ? c : cmp_str(a->name, b->name);
+}
+
+static bool parse_tables(core_arena_t *a, json_t *arr, db_schema_t *s)
+{
+    if (!json_is_array(arr)) return false;
+    s->ntables = json_array_size(arr);
+    s->tables = core_arena_zalloc(a, (s->ntables ? s->ntables : 1) * sizeof(db_table_t));
+    if (!s->tables) return false;
+    for (size_t i = 0; i < s->ntables; i++) {
+        json_t *o = json_array_get(arr, i);
+        db_table_t *t = &s->tables[i];
+        str_t kind;
+        if (!json_is_object(o) || !get_str(a, o, "schema", &t->schema, false) ||
+            !get_str(a, o, "name", &t->name, false) || !get_str(a, o, "kind", &kind, false) ||
+            !get_str(a, o, "description", &t->description, true) || kind.len != 1)
+            return false;
+        t->kind = kind.ptr[0];
+        t->insertable = json_is_true(json_object_get(o, "insertable"));
+        if (!get_str_array(a, json_object_get(o, "pk"), &t->pk, &t->npk)) return false;
+        json_t *cols = json_object_get(o, "columns");
+        if (!json_is_array(cols)) return false;
+        t->ncolumns = json_array_size(cols);
+        t->columns = core_arena_zalloc(a, (t->ncolumns ? t->ncolumns : 1) * sizeof(db_column_t));
+        if (!t->columns) return false;
+        for (size_t j = 0; j < t->ncolumns; j++) {
+            json_t *co = json_array_get(cols, j);
+            db_column_t *c = &t->columns[j];
+            if (!json_is_object(co) || !get_str(a, co, "name", &c->name, false) ||
+                !get_str(a, co, "type", &c->type, false) ||
+                !get_str(a, co, "default", &c->default_expr, true) ||
+                !get_str(a, co, "description", &c->description, true))
+                return false;
+            c->nullable = json_is_true(json_object_get(co, "nullable"));
+            c->position = (int)j + 1;
+            for (size_t k = 0; k < t->npk; k++)
+                if (str_eq(t->pk[k], c->name)) c->is_pk = true;
+        }
+    }
+    qsort(s->tables, s->ntables, sizeof(db_table_t), cmp_table);
+    return true;
+}
+
+static bool parse_fks(core_arena_t *a, json_t *arr, db_schema_t *s)
+{
+    if (!json_is_array(arr)) return false;
+    s->nfks = json_array_size(arr);
+    s->fks = core_arena_zalloc(a, (s->nfks ? s->nfks : 1) * sizeof(db_fk_t));
+    if (!s->fks) return false;
+    for (size_t i = 0; i < s->nfks; i++) {
+        json_t *o = json_array_get(arr, i);
+        db_fk_t *f = &s->fks[i];
+        size_t n1, n2;
+        if (!json_is_object(o) || !get_str(a, o, "name", &f->name, false) ||
+            !get_str(a, o, "schema", &f->schema, false) || !get_str(a, o, "table", &f->table, false) ||
+            !get_str(a, o, "fschema", &f->fschema, false) ||
+            !get_str(a, o, "ftable", &f->ftable, false) ||
+            !get_str_array(a, json_object_get(o, "columns"), &f->columns, &n1) ||
+            !get_str_array(a, json_object_get(o, "fcolumns"), &f->fcolumns, &n2) || n1 != n2)
+            return false;
+        f->ncolumns = n1;
+    }
+    return true;
+}
+
+static bool parse_funcs(core_arena_t *a, json_t *arr, db_schema_t *s)
+{
+    if (!json_is_array(arr)) return false;
+    s->nfuncs = json_array_size(arr);
+    s->funcs = core_arena_zalloc(a, (s->nfuncs ? s->nfuncs : 1) * sizeof(db_func_t));
+    if (!s->funcs) return false;
+    for (size_t i = 0; i < s->nfuncs; i++) {
+        json_t *o = json_array_get(arr, i);
+        db_func_t *f = &s->funcs[i];
+        str_t vol;
+        if (!json_is_object(o) || !get_str(a, o, "schema", &f->schema, false) ||
+            !get_str(a, o, "name", &f->name, false) || !get_str(a, o, "args", &f->args, false) ||
+            !get_str(a, o, "rettype", &f->rettype, false) ||
+            !get_str(a, o, "description", &f->description, true) ||
+            !get_str(a, o, "volatility", &vol, false) || vol.len != 1)
+            return false;
+        f->retset = json_is_true(json_object_get(o, "retset"));
+        f->volatility = vol.ptr[0];
+    }
+    return true;
+}
+
+static bool parse_schemas(core_arena_t *a, const char *csv, db_schema_t *s)
+{
+    str_t all = str_from_cstr(csv);
+    size_t cnt = 1;
+    for (size_t i = 0; i < all.len; i++)
+        if (all.ptr[i] == ',') cnt++;
+    s->schemas = core_arena_zalloc(a, cnt * sizeof(str_t));
+    if (!s->schemas) return false;
+    size_t start = 0;
+    for (size_t i = 0; i <= all.len; i++) {
+        if (i < all.len && all.ptr[i] != ',') continue;
+        size_t b = start, e = i;
+        while (b < e && all.ptr[b] == ' ') b++;
+        while (e > b && all.ptr[e - 1] == ' ') e--;
+        if (e > b) {
+            char *d = core_arena_strdup(a, (str_t){all.ptr + b, e - b});
+            if (!d) return false;
+            s->schemas[s->nschemas++] = (str_t){d, e - b};
+        }
+        start = i + 1;
+    }
+    return s->nschemas > 0;
+}
+
+int db_schema_from_json(const char *json, size_t len, const char *schemas_csv, db_schema_t **out,
+                        char *err, size_t errlen)
+{
+    int rc = CORE_EINVAL;
+    json_t *root = NULL;
+    core_arena_t *a = NULL;
+    db_schema_t *s = NULL;
+    schema_internal_t *in = NULL;
+    json_error_t jerr;
+
+    if (len > SCHEMA_JSON_MAX) {
+        set_err(err, errlen, "schema cache document too large");
+        goto out;
+    }
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        set_err(err, errlen, "schema cache document is not a JSON object");
+        goto out;
+    }
+    a = core_arena_create((size_t)64 * 1024);
+    if (!a) {
+        rc = CORE_ENOMEM;
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    s = core_arena_zalloc(a, sizeof(*s));
+    in = core_arena_zalloc(a, sizeof(*in));
+    if (!s || !in) {
+        rc = CORE_ENOMEM;
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!parse_schemas(a, schemas_csv, s) || !parse_tables(a, json_object_get(root, "tables"), s) ||
+        !parse_fks(a, json_object_get(root, "fks"), s) ||
+        !parse_funcs(a, json_object_get(root, "functions"), s)) {
+        set_err(err, errlen, "schema cache document has an unexpected shape");
+        goto out;
+    }
+    in->arena = a;
+    atomic_init(&in->refs, 1);
+    s->internal = in;
+    *out = s;
+    a = NULL;
+    rc = CORE_OK;
+out:
+    core_arena_destroy(a);
+    if (root) json_decref(root);
+    return rc;
+}
+
+int db_schema_load(PGconn *conn, const char *schemas_csv, db_schema_t **out, char *err, size_t errlen)
+{
+    uint64_t t0 = core_now_ns();
+    const char *params[1] = {schemas_csv};
+    PGresult *res = PQexecParams(conn, CATALOG_SQL, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        if (errlen) snprintf(err, errlen, "schema cache query failed: %s", PQerrorMessage(conn));
+        PQclear(res);
+        return CORE_EIO;
+    }
+    int rc = db_schema_from_json(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), schemas_csv,
+                                 out, err, errlen);
+    PQclear(res);
+    if (rc == CORE_OK) (*out)->load_us = (core_now_ns() - t0) / 1000u;
+    return rc;
+}
+
+void db_schema_ref(db_schema_t *s)
+{
+    schema_internal_t *in = s->internal;
+    atomic_fetch_add(&in->refs, 1);
+}
+
+void db_schema_unref(db_schema_t *s)
+{
+    if (!s) return;
+    schema_internal_t *in = s->internal;
+    if (atomic_fetch_sub(&in->refs, 1) == 1) core_arena_destroy(in->arena);
+}
+
+const db_table_t *db_schema_table(const db_schema_t *s, str_t schema, str_t name)
+{
+    size_t lo = 0, hi = s->ntables;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const db_table_t *t = &s->tables[mid];
+        int c = cmp_str(t->schema, schema);
+        if (!c) c = cmp_str(t->name, name);
+        if (c == 0) return t;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+const db_column_t *db_table_column(const db_table_t *t, str_t name)
+{
+    for (size_t i = 0; i < t->ncolumns; i++)
+        if (str_eq(t->columns[i].name, name)) return &t->columns[i];
+    return NULL;
+}
+
+bool db_schema_exposed(const db_schema_t *s, str_t schema)
+{
+    for (size_t i = 0; i < s->nschemas; i++)
+        if (str_eq(s->schemas[i], schema)) return true;
+    return false;
+}
+
+/* ---- the published snapshot ----------------------------------------------------------- */
+
+static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
+static db_schema_t *current;
+static atomic_uint_fast64_t generation;
+
+void db_schema_publish(db_schema_t *s)
+{
+    pthread_mutex_lock(&current_mu);
+    db_schema_t *old = current;
+    s->version = atomic_load(&generation) + 1;
+    current = s;
+    atomic_fetch_add(&generation, 1);
+    pthread_mutex_unlock(&current_mu);
+    db_schema_unref(old);
+}
+
+db_schema_t *db_schema_current(void)
+{
+    pthread_mutex_lock(&current_mu);
+    db_schema_t *s = current;
+    if (s) db_schema_ref(s);
+    pthread_mutex_unlock(&current_mu);
+    return s;
+}
+
+uint64_t db_schema_generation(void) { return atomic_load(&generation); }
+
+void db_schema_publish_clear(void)
+{
+    pthread_mutex_lock(&current_mu);
+    db_schema_t *old = current;
+    current = NULL;
+    pthread_mutex_unlock(&current_mu);
+    db_schema_unref(old);
+}

@@ -1,0 +1,96 @@
+/*
+ * schema: the schema cache. An immutable, reference-counted snapshot of the exposed
+ * schemas' relations, columns, keys, foreign keys and functions, loaded from the catalogs
+ * with one query. Workers share snapshots read-only; a reload publishes a new one.
+ */
+#ifndef STRATA_DB_SCHEMA_H
+#define STRATA_DB_SCHEMA_H
+
+#include <libpq-fe.h>
+
+#include "core/core.h"
+
+typedef struct {
+    str_t name;
+    str_t type;        /* format_type(), e.g. "bigint", "character varying(20)", "text[]" */
+    str_t default_expr;/* ptr NULL when none */
+    str_t description; /* ptr NULL when none */
+    bool nullable;
+    bool is_pk;
+    int position;      /* 1-based */
+} db_column_t;
+
+typedef struct {
+    str_t schema;
+    str_t name;
+    str_t description;
+    char kind;         /* 'r' table, 'v' view, 'm' matview, 'f' foreign, 'p' partitioned */
+    bool insertable;
+    db_column_t *columns;
+    size_t ncolumns;
+    str_t *pk;         /* primary key column names in key order */
+    size_t npk;
+} db_table_t;
+
+typedef struct {
+    str_t name;
+    str_t schema, table;   /* the referencing side */
+    str_t fschema, ftable; /* the referenced side */
+    str_t *columns, *fcolumns;
+    size_t ncolumns;
+} db_fk_t;
+
+typedef struct {
+    str_t schema;
+    str_t name;
+    str_t args;        /* pg_get_function_arguments() */
+    str_t rettype;
+    str_t description;
+    bool retset;
+    char volatility;   /* 'i', 's', 'v' */
+} db_func_t;
+
+typedef struct db_schema db_schema_t;
+
+struct db_schema {
+    db_table_t *tables; /* sorted by (schema, name) */
+    size_t ntables;
+    db_fk_t *fks;
+    size_t nfks;
+    db_func_t *funcs;
+    size_t nfuncs;
+    str_t *schemas;     /* the exposed schemas, in configured order (first = default) */
+    size_t nschemas;
+    uint64_t load_us;   /* how long the load took */
+    uint64_t version;   /* 1, 2, ... for each published snapshot */
+    void *internal;
+};
+
+/* Loads a snapshot over a connection (blocking libpq: called before the loops start or
+ * on a thread of its own, never on a loop thread). schemas_csv: "public,api".
+ * Returns 0 and *out (refcount 1), or a negative status and a message in err. */
+int db_schema_load(PGconn *conn, const char *schemas_csv, db_schema_t **out, char *err,
+                   size_t errlen) CORE_WUR;
+
+/* Parses the catalog query's JSON (exposed for unit tests and fuzzing). */
+int db_schema_from_json(const char *json, size_t len, const char *schemas_csv, db_schema_t **out,
+                        char *err, size_t errlen) CORE_WUR;
+
+void db_schema_ref(db_schema_t *s);
+void db_schema_unref(db_schema_t *s);
+
+/* Lookups: NULL when absent. */
+const db_table_t *db_schema_table(const db_schema_t *s, str_t schema, str_t name);
+const db_column_t *db_table_column(const db_table_t *t, str_t name);
+/* True when `schema` is one of the exposed schemas. */
+bool db_schema_exposed(const db_schema_t *s, str_t schema);
+
+/* ---- the published snapshot ----------------------------------------------------------
+ * One process-wide "current" snapshot. Publishing bumps a generation that workers compare
+ * (one atomic load per request) before taking a new reference under a mutex. */
+void db_schema_publish(db_schema_t *s);          /* takes over the caller's reference */
+db_schema_t *db_schema_current(void);            /* new reference, or NULL if none yet */
+uint64_t db_schema_generation(void);
+void db_schema_publish_clear(void);              /* drops the current one (at exit) */
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * The REST request path: route → negotiate → parse → plan/sql → db pool → response.
+ * The request arena owns everything, including the PGresult whose body bytes are sent as
+ * they are (no re-serialisation).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rest/rest.h"
+
+#define JSON_CT "application/json; charset=utf-8"
+#define OBJECT_CT "application/vnd.pgrst.object+json; charset=utf-8"
+
+enum { ACCEPT_JSON, ACCEPT_OBJECT, ACCEPT_OPENAPI };
+
+typedef struct {
+    http_req_t *req;
+    rest_env_t *env;
+    int accept;
+    int count;
+    long offset;
+    bool authenticated;
+} rest_call_t;
+
+size_t rest_cors_headers(const http_req_t *req, http_header_t *h)
+{
+    str_t origin = http_req_header(req, STR_LIT("Origin"));
+    size_t n = 0;
+    h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Origin"), origin.ptr ? origin : STR_LIT("*")};
+    h[n++] = (http_header_t){STR_LIT("Access-Control-Expose-Headers"),
+                             STR_LIT("Content-Encoding, Content-Location, Content-Range, Content-Type, "
+                                     "Date, Location, Server, Transfer-Encoding, Range-Unit, "
+                                     "Preference-Applied")};
+    if (origin.ptr) h[n++] = (http_header_t){STR_LIT("Vary"), STR_LIT("Origin, Accept, Prefer, Range")};
+    return n;
+}
+
+static void respond_error(http_req_t *req, const core_err_t *e)
+{
+    http_header_t h[8];
+    size_t n = rest_cors_headers(req, h);
+    core_buf_t b;
+    core_buf_init(&b, (size_t)64 * 1024);
+    core_err_write_json(&b, e);
+    h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(JSON_CT)};
+    if (e->status == 401)
+        h[n++] = (http_header_t){STR_LIT("WWW-Authenticate"), STR_LIT("Bearer")};
+    if (core_buf_status(&b) != CORE_OK) {
+        core_buf_free(&b);
+        http_respond(req, 500, h, n, STR_LIT("{\"code\":\"PGRST000\",\"details\":null,\"hint\":null,\"message\":\"out of memory\"}"));
+        return;
+    }
+    char *body = core_arena_strdup(req->arena, core_buf_str(&b));
+    size_t len = b.len;
+    core_buf_free(&b);
+    if (!body) {
+        http_respond(req, 503, h, n, STR_NULL);
+        return;
+    }
+    http_respond(req, e->status, h, n, (str_t){body, len});
+}
+
+static void respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details)
+{
+    core_err_t e = core_err_make(status, code, msg, details);
+    respond_error(req, &e);
+}
+
+static str_t arena_printf(core_arena_t *a, const char *fmt, ...) CORE_PRINTF(2, 3);
+static str_t arena_printf(core_arena_t *a, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0) return STR_NULL;
+    size_t len = (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1;
+    char *d = core_arena_strdup(a, (str_t){tmp, len});
+    return d ? (str_t){d, len} : STR_NULL;
+}
+
+/* ---- negotiation ------------------------------------------------------------------------ */
+
+/* Picks a representation from Accept; -1 when none is acceptable (PGRST107). */
+static int negotiate(str_t accept, bool root)
+{
+    if (!accept.ptr || accept.len == 0) return root ? ACCEPT_OPENAPI : ACCEPT_JSON;
+    size_t start = 0;
+    for (size_t i = 0; i <= accept.len; i++) {
+        if (i < accept.len && accept.ptr[i] != ',') continue;
+        str_t m = {accept.ptr + start, i - start};
+        start = i + 1;
+        long semi = str_find_char(m, ';');
+        if (semi >= 0) m.len = (size_t)semi;
+        while (m.len && m.ptr[0] == ' ') {
+            m.ptr++;
+            m.len--;
+        }
+        while (m.len && m.ptr[m.len - 1] == ' ') m.len--;
+        if (root && (str_eq_nocase(m, STR_LIT("application/openapi+json")) ||
+                     str_eq_nocase(m, STR_LIT("application/json")) || str_eq(m, STR_LIT("*/*")) ||
+                     str_eq_nocase(m, STR_LIT("application/*"))))
+            return ACCEPT_OPENAPI;
+        if (root) continue;
+        if (str_eq_nocase(m, STR_LIT("application/json")) || str_eq(m, STR_LIT("*/*")) ||
+            str_eq_nocase(m, STR_LIT("application/*")))
+            return ACCEPT_JSON;
+        if (str_eq_nocase(m, STR_LIT("application/vnd.pgrst.object+json")) ||
+            str_eq_nocase(m, STR_LIT("application/vnd.pgrst.object")))
+            return ACCEPT_OBJECT;
+    }
+    return -1;
+}
+
+/* Prefer: count=exact|planned|estimated (planned/estimated are answered exactly for now). */
+static int prefer_count(const http_req_t *req)
+{
+    int count = REST_COUNT_NONE;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!str_eq_nocase(req->headers[i].name, STR_LIT("Prefer"))) continue;
+        str_t v = req->headers[i].value;
+        if (str_find_char(v, '=') < 0) continue;
+        const char *p = v.ptr, *end = v.ptr + v.len;
+        while (p < end) {
+            const char *q = memchr(p, ',', (size_t)(end - p));
+            if (!q) q = end;
+            str_t item = {p, (size_t)(q - p)};
+            while (item.len && item.ptr[0] == ' ') {
+                item.ptr++;
+                item.len--;
+            }
+            while (item.len && item.ptr[item.len - 1] == ' ') item.len--;
+            if (str_eq(item, STR_LIT("count=exact"))) count = REST_COUNT_EXACT;
+            else if (str_eq(item, STR_LIT("count=planned"))) count = REST_COUNT_PLANNED;
+            else if (str_eq(item, STR_LIT("count=estimated"))) count = REST_COUNT_ESTIMATED;
+            p = q + 1;
+        }
+    }
+    return count;
+}
+
+/* Range: 0-19 (items). Returns false on a malformed header (it is then ignored, as in
+ * PostgREST); sets *lo and *hi (-1 when open-ended). */
+static bool parse_range(str_t v, long *lo, long *hi)
+{
+    if (str_starts_with(v, STR_LIT("items="))) {
+        v.ptr += 6;
+        v.len -= 6;
+    }
+    long dash = str_find_char(v, '-');
+    if (dash <= 0) return false;
+    str_t a = {v.ptr, (size_t)dash}, b = {v.ptr + dash + 1, v.len - (size_t)dash - 1};
+    uint64_t x, y;
+    if (str_to_u64(a, &x) != CORE_OK || x > 1000000000000ull) return false;
+    *lo = (long)x;
+    if (b.len == 0) {
+        *hi = -1;
+        return true;
+    }
+    if (str_to_u64(b, &y) != CORE_OK || y > 1000000000000ull) return false;
+    *hi = (long)y;
+    return true;
+}
+
+/* request.headers as a JSON object with lower-cased names, as PostgREST sets it. */
+static const char *headers_json(http_req_t *req)
+{
+    core_buf_t b;
+    core_buf_init(&b, (size_t)256 * 1024);
+    core_buf_append_char(&b, '{');
+    for (size_t i = 0; i < req->nheaders; i++) {
+        str_t n = req->headers[i].name;
+        char lower[256];
+        if (n.len >= sizeof(lower)) continue;
+        for (size_t k = 0; k < n.len; k++)
+            lower[k] = (n.ptr[k] >= 'A' && n.ptr[k] <= 'Z') ? (char)(n.ptr[k] + 32) : n.ptr[k];
+        /* A repeated header keeps its last value (duplicate keys would confuse ->>). */
+        bool later = false;
+        for (size_t j = i + 1; j < req->nheaders; j++)
+            if (str_eq_nocase(req->headers[j].name, n)) later = true;
+        if (later) continue;
+        if (b.len > 1) core_buf_append_char(&b, ',');
+        core_buf_append_json(&b, (str_t){lower, n.len});
+        core_buf_append_char(&b, ':');
+        core_buf_append_json(&b, req->headers[i].value);
+    }
+    core_buf_append_char(&b, '}');
+    char *s = core_buf_status(&b) == CORE_OK ? core_arena_strdup(req->arena, core_buf_str(&b)) : NULL;
+    core_buf_free(&b);
+    return s;
+}
+
+/* ---- the database answer ------------------------------------------------------------------- */
+
+static void clear_result(void *p) { PQclear(p); }
+
+static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
+{
+    rest_call_t *c = arg;
+    http_req_t *req = c->req;
+    if (err) {
+        core_err_t e = {0};
+        switch (err->kind) {
+        case DB_ERR_ACQUIRE:
+            e = core_err_make(504, "PGRST003", err->message, STR_NULL);
+            break;
+        case DB_ERR_QUERY:
+            e.status = rest_status_for_sqlstate(err->sqlstate, err->message, c->authenticated);
+            e.code = core_arena_strdup(req->arena, str_from_cstr(err->sqlstate));
+            e.message = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message)));
+            if (err->detail) e.details = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->detail)));
+            if (err->hint) e.hint = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->hint)));
+            if (!e.code) e.code = "XX000";
+            break;
+        default:
+            e = core_err_make(503, "PGRST001", "Database client error. Retrying the connection.",
+                              str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message))));
+            break;
+        }
+        respond_error(req, &e);
+        return;
+    }
+    if (core_arena_defer(req->arena, clear_result, res) != CORE_OK) {
+        PQclear(res);
+        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQnfields(res) < 3) {
+        respond_simple(req, 500, "PGRST000", "Unexpected result shape from the database", STR_NULL);
+        return;
+    }
+    str_t body = {PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)};
+    long page = 0, total = -1;
+    if (str_to_long((str_t){PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1)}, &page) != CORE_OK) page = 0;
+    if (!PQgetisnull(res, 0, 2) &&
+        str_to_long((str_t){PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)}, &total) != CORE_OK)
+        total = -1;
+
+    http_header_t h[8];
+    size_t n = rest_cors_headers(req, h);
+    int status = 200;
+    str_t range;
+    if (total >= 0 && c->offset > 0 && c->offset >= total && page == 0) {
+        core_err_t e = core_err_make(416, "PGRST103", "Requested range not satisfiable",
+                                     arena_printf(req->arena, "An offset of %ld was requested, but there are only %ld rows.",
+                                                  c->offset, total));
+        http_header_t eh[8];
+        size_t en = rest_cors_headers(req, eh);
+        (void)eh;
+        (void)en;
+        respond_error(req, &e);
+        return;
+    }
+    if (page > 0)
+        range = total >= 0 ? arena_printf(req->arena, "%ld-%ld/%ld", c->offset, c->offset + page - 1, total)
+                           : arena_printf(req->arena, "%ld-%ld/*", c->offset, c->offset + page - 1);
+    else
+        range = total >= 0 ? arena_printf(req->arena, "*/%ld", total) : STR_LIT("*/*");
+    if (total >= 0 && page > 0 && (c->offset > 0 || page < total) && c->offset + page <= total &&
+        page < total)
+        status = 206;
+    if (c->accept == ACCEPT_OBJECT) {
+        if (page != 1) {
+            core_err_t e = core_err_make(406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
+                                         arena_printf(req->arena, "The result contains %ld rows", page));
+            respond_error(req, &e);
+            return;
+        }
+        /* json_agg of one row: "[{...}]" → "{...}" */
+        if (body.len >= 2 && body.ptr[0] == '[' && body.ptr[body.len - 1] == ']') {
+            body.ptr++;
+            body.len -= 2;
+        }
+        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(OBJECT_CT)};
+        status = 200;
+    } else {
+        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(JSON_CT)};
+    }
+    if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
+    if (c->count != REST_COUNT_NONE) h[n++] = (http_header_t){STR_LIT("Preference-Applied"), STR_LIT("count=exact")};
+    http_respond(req, status, h, n, body);
+}
+
+/* ---- routes ------------------------------------------------------------------------------- */
+
+static str_t pick_schema(rest_env_t *env, http_req_t *req, bool *bad)
+{
+    bool read = str_eq(req->method, STR_LIT("GET")) || str_eq(req->method, STR_LIT("HEAD"));
+    str_t prof = http_req_header(req, read ? STR_LIT("Accept-Profile") : STR_LIT("Content-Profile"));
+    *bad = false;
+    if (!prof.ptr) return env->schema->schemas[0];
+    if (db_schema_exposed(env->schema, prof)) {
+        for (size_t i = 0; i < env->schema->nschemas; i++)
+            if (str_eq(env->schema->schemas[i], prof)) return env->schema->schemas[i];
+    }
+    *bad = true;
+    return STR_NULL;
+}
+
+static void respond_bad_schema(rest_env_t *env, http_req_t *req)
+{
+    core_buf_t b;
+    core_buf_init(&b, (size_t)64 * 1024);
+    core_buf_append_cstr(&b, "The schema must be one of the following: ");
+    for (size_t i = 0; i < env->schema->nschemas; i++) {
+        if (i) core_buf_append_cstr(&b, ", ");
+        core_buf_append_str(&b, env->schema->schemas[i]);
+    }
+    char *msg = core_buf_status(&b) == CORE_OK ? core_arena_strdup(req->arena, core_buf_str(&b)) : NULL;
+    core_buf_free(&b);
+    respond_simple(req, 406, "PGRST106", msg ? msg : "Invalid schema", STR_NULL);
+}
+
+static void handle_openapi(rest_env_t *env, http_req_t *req, str_t schema)
+{
+    core_buf_t b;
+    core_buf_init(&b, 64u << 20);
+    rest_openapi_write(&b, env->schema, schema, env->cfg, http_req_header(req, STR_LIT("Host")));
+    if (core_buf_status(&b) != CORE_OK) {
+        core_buf_free(&b);
+        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return;
+    }
+    char *body = core_arena_alloc(req->arena, b.len);
+    size_t len = b.len;
+    if (body) memcpy(body, b.ptr, len);
+    core_buf_free(&b);
+    if (!body) {
+        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return;
+    }
+    http_header_t h[8];
+    size_t n = rest_cors_headers(req, h);
+    h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/openapi+json; charset=utf-8")};
+    http_respond(req, 200, h, n, (str_t){body, len});
+}
+
+static void handle_options(http_req_t *req)
+{
+    http_header_t h[8];
+    size_t n = rest_cors_headers(req, h);
+    h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Methods"),
+                             STR_LIT("GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD")};
+    str_t want = http_req_header(req, STR_LIT("Access-Control-Request-Headers"));
+    h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Headers"),
+                             want.ptr ? want : STR_LIT("Authorization, Content-Type, Accept, Prefer, Range")};
+    h[n++] = (http_header_t){STR_LIT("Access-Control-Max-Age"), STR_LIT("86400")};
+    h[n++] = (http_header_t){STR_LIT("Allow"), STR_LIT("OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE")};
+    http_respond(req, 200, h, n, STR_NULL);
+}
+
+static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, int accept)
+{
+    rest_call_t *c = core_arena_zalloc(req->arena, sizeof(*c));
+    if (!c) {
+        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return;
+    }
+    c->req = req;
+    c->env = env;
+    c->accept = accept;
+    c->count = prefer_count(req);
+
+    rest_query_t q;
+    core_err_t err = {0};
+    int rc = rest_parse_query(req->arena, req->query, &q, &err);
+    if (rc == CORE_OK) {
+        long lo, hi;
+        str_t range = http_req_header(req, STR_LIT("Range"));
+        if (range.ptr && parse_range(range, &lo, &hi)) {
+            if (hi >= 0 && hi < lo) {
+                respond_simple(req, 416, "PGRST103", "Requested range not satisfiable",
+                               STR_LIT("The lower boundary must be lower than or equal to the upper boundary in the Range header."));
+                return;
+            }
+            long rlimit = hi >= 0 ? hi - lo + 1 : -1;
+            q.offset += lo;
+            if (rlimit >= 0 && (q.limit < 0 || q.limit > rlimit)) q.limit = rlimit;
+        }
+        c->offset = q.offset;
+        rest_stmt_t st;
+        rc = rest_sql_read(req->arena, t, &q, c->count, env->cfg->db_max_rows, &st, &err);
+        if (rc == CORE_OK) {
+            const char *role = env->cfg->db_anon_role;
+            req->log_role = role;
+            str_t claims = arena_printf(req->arena, "{\"role\":\"%s\"}", role);
+            db_request_t dr = {
+                .role = role,
+                .claims_json = claims.ptr,
+                .method = core_arena_strdup(req->arena, req->method),
+                .path = core_arena_strdup(req->arena, req->path),
+                .headers_json = headers_json(req),
+                .read_only = true,
+                .sql = st.sql,
+                .nparams = st.nparams,
+                .params = st.params,
+            };
+            if (!dr.claims_json || !dr.method || !dr.path || !dr.headers_json) {
+                rc = CORE_ENOMEM;
+            } else {
+                rc = db_pool_submit(env->pool, &dr, on_db_done, c);
+                if (rc == CORE_OK) return;
+                if (rc != CORE_ENOMEM) {
+                    respond_simple(req, 503, "PGRST001", "The server is shutting down", STR_NULL);
+                    return;
+                }
+            }
+        }
+    }
+    if (rc == CORE_ENOMEM || !err.code) {
+        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return;
+    }
+    respond_error(req, &err);
+}
+
+void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
+{
+    bool get = str_eq(req->method, STR_LIT("GET")), head = str_eq(req->method, STR_LIT("HEAD"));
+    if (str_eq(req->method, STR_LIT("OPTIONS"))) {
+        handle_options(req);
+        return;
+    }
+    if (!env->schema) {
+        respond_simple(req, 503, "PGRST002", "Could not query the database for the schema cache. Retrying.", STR_NULL);
+        return;
+    }
+    while (path.len && path.ptr[0] == '/') {
+        path.ptr++;
+        path.len--;
+    }
+    if (path.len && path.ptr[path.len - 1] == '/') path.len--;
+    bool bad = false;
+    str_t schema = pick_schema(env, req, &bad);
+    if (bad) {
+        respond_bad_schema(env, req);
+        return;
+    }
+    if (http_req_header(req, STR_LIT("Authorization")).ptr) {
+        respond_simple(req, 401, "PGRST301", "JWT authentication is not implemented yet",
+                       STR_LIT("Strata does not verify tokens yet; send requests without Authorization to use the anonymous role."));
+        return;
+    }
+    if (!env->cfg->db_anon_role) {
+        respond_simple(req, 401, "PGRST302", "Anonymous access is disabled", STR_NULL);
+        return;
+    }
+    int accept = negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
+    if (accept < 0) {
+        respond_simple(req, 406, "PGRST107", "None of these media types are available",
+                       http_req_header(req, STR_LIT("Accept")));
+        return;
+    }
+    if (path.len == 0) {
+        if (!get && !head) {
+            respond_simple(req, 405, "PGRST117", "Unsupported HTTP method", req->method);
+            return;
+        }
+        handle_openapi(env, req, schema);
+        return;
+    }
+    if (str_starts_with(path, STR_LIT("rpc/"))) {
+        respond_simple(req, 501, "PGRST501", "Functions (/rpc) are not implemented yet", STR_NULL);
+        return;
+    }
+    if (str_find_char(path, '/') >= 0) {
+        respond_simple(req, 404, "PGRST125", "Invalid path specified in request URL", STR_NULL);
+        return;
+    }
+    const db_table_t *t = db_schema_table(env->schema, schema, path);
+    if (!t) {
+        core_err_t e = core_err_make(404, "PGRST205", NULL, STR_NULL);
+        e.message = arena_printf(req->arena, "Could not find the table '%.*s.%.*s' in the schema cache",
+                                 STR_FMT(schema), (int)(path.len > 200 ? 200 : path.len), path.ptr);
+        respond_error(req, &e);
+        return;
+    }
+    if (!get && !head) {
+        respond_simple(req, 501, "PGRST501", "Writes (POST, PATCH, PUT, DELETE) are not implemented yet",
+                       req->method);
+        return;
+    }
+    handle_read(env, req, t, accept);
+}

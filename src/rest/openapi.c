@@ -1,0 +1,202 @@
+/*
+ * Swagger 2.0 document for one exposed schema, in the shape PostgREST serves at "/":
+ * a path per relation (and per function under /rpc/), a definition per relation with its
+ * columns, PostgreSQL types as formats, comments as descriptions.
+ */
+#include <string.h>
+
+#include "rest/rest.h"
+
+static bool type_is(str_t t, const char *name) { return str_eq(t, str_from_cstr(name)); }
+
+static const char *json_type(str_t t)
+{
+    if (t.len > 2 && t.ptr[t.len - 2] == '[' && t.ptr[t.len - 1] == ']') return "array";
+    if (type_is(t, "smallint") || type_is(t, "integer") || type_is(t, "bigint")) return "integer";
+    if (type_is(t, "real") || type_is(t, "double precision") || str_starts_with(t, STR_LIT("numeric")))
+        return "number";
+    if (type_is(t, "boolean")) return "boolean";
+    if (type_is(t, "json") || type_is(t, "jsonb")) return NULL; /* any JSON value */
+    return "string";
+}
+
+static void write_column(core_buf_t *b, const db_table_t *t, const db_column_t *c)
+{
+    core_buf_append_json(b, c->name);
+    core_buf_append_cstr(b, ":{");
+    if (c->default_expr.ptr) {
+        core_buf_append_cstr(b, "\"default\":");
+        core_buf_append_json(b, c->default_expr);
+        core_buf_append_char(b, ',');
+    }
+    if (c->description.ptr || c->is_pk) {
+        core_buf_t d;
+        core_buf_init(&d, 1u << 20);
+        if (c->description.ptr) core_buf_append_str(&d, c->description);
+        if (c->is_pk) core_buf_append_cstr(&d, c->description.ptr ? "\n\nNote:\nThis is a Primary Key.<pk/>"
+                                                                    : "Note:\nThis is a Primary Key.<pk/>");
+        core_buf_append_cstr(b, "\"description\":");
+        core_buf_append_json(b, core_buf_str(&d));
+        core_buf_append_char(b, ',');
+        core_buf_free(&d);
+    }
+    (void)t;
+    core_buf_append_cstr(b, "\"format\":");
+    core_buf_append_json(b, c->type);
+    const char *jt = json_type(c->type);
+    if (jt) {
+        core_buf_appendf(b, ",\"type\":\"%s\"", jt);
+        if (!strcmp(jt, "array")) {
+            str_t elem = {c->type.ptr, c->type.len - 2};
+            const char *et = json_type(elem);
+            core_buf_appendf(b, ",\"items\":{\"type\":\"%s\"}", et ? et : "string");
+        }
+    }
+    core_buf_append_char(b, '}');
+}
+
+static void write_definition(core_buf_t *b, const db_table_t *t)
+{
+    core_buf_append_json(b, t->name);
+    core_buf_append_cstr(b, ":{");
+    if (t->description.ptr) {
+        core_buf_append_cstr(b, "\"description\":");
+        core_buf_append_json(b, t->description);
+        core_buf_append_char(b, ',');
+    }
+    core_buf_append_cstr(b, "\"properties\":{");
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (i) core_buf_append_char(b, ',');
+        write_column(b, t, &t->columns[i]);
+    }
+    core_buf_append_cstr(b, "},\"type\":\"object\"");
+    size_t nreq = 0;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        const db_column_t *c = &t->columns[i];
+        if (c->nullable || c->default_expr.ptr) continue;
+        core_buf_append_cstr(b, nreq++ ? "," : ",\"required\":[");
+        core_buf_append_json(b, c->name);
+    }
+    if (nreq) core_buf_append_char(b, ']');
+    core_buf_append_char(b, '}');
+}
+
+static void write_ref(core_buf_t *b, const char *param)
+{
+    core_buf_appendf(b, "{\"$ref\":\"#/parameters/%s\"}", param);
+}
+
+static void write_path(core_buf_t *b, const db_table_t *t)
+{
+    core_buf_t p;
+    core_buf_init(&p, 4096);
+    core_buf_append_char(&p, '/');
+    core_buf_append_str(&p, t->name);
+    core_buf_append_json(b, core_buf_str(&p));
+    core_buf_free(&p);
+    core_buf_append_cstr(b, ":{\"get\":{\"parameters\":[");
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        core_buf_append_cstr(b, "{\"$ref\":");
+        core_buf_t r;
+        core_buf_init(&r, 4096);
+        core_buf_append_cstr(&r, "#/parameters/rowFilter.");
+        core_buf_append_str(&r, t->name);
+        core_buf_append_char(&r, '.');
+        core_buf_append_str(&r, t->columns[i].name);
+        core_buf_append_json(b, core_buf_str(&r));
+        core_buf_free(&r);
+        core_buf_append_cstr(b, "},");
+    }
+    static const char *const common[] = {"select", "order", "range", "rangeUnit", "offset", "limit", "preferCount"};
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++) {
+        if (i) core_buf_append_char(b, ',');
+        write_ref(b, common[i]);
+    }
+    core_buf_append_cstr(b, "],\"responses\":{\"200\":{\"description\":\"OK\",\"schema\":{\"items\":{\"$ref\":");
+    core_buf_t r;
+    core_buf_init(&r, 4096);
+    core_buf_append_cstr(&r, "#/definitions/");
+    core_buf_append_str(&r, t->name);
+    core_buf_append_json(b, core_buf_str(&r));
+    core_buf_free(&r);
+    core_buf_append_cstr(b, "},\"type\":\"array\"}},\"206\":{\"description\":\"Partial Content\"}},\"tags\":[");
+    core_buf_append_json(b, t->name);
+    core_buf_append_cstr(b, "]");
+    if (t->description.ptr) {
+        core_buf_append_cstr(b, ",\"summary\":");
+        core_buf_append_json(b, t->description);
+    }
+    core_buf_append_cstr(b, "}}");
+}
+
+static void write_row_filters(core_buf_t *b, const db_table_t *t, bool *first)
+{
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        const db_column_t *c = &t->columns[i];
+        if (!*first) core_buf_append_char(b, ',');
+        *first = false;
+        core_buf_t k;
+        core_buf_init(&k, 4096);
+        core_buf_append_cstr(&k, "rowFilter.");
+        core_buf_append_str(&k, t->name);
+        core_buf_append_char(&k, '.');
+        core_buf_append_str(&k, c->name);
+        core_buf_append_json(b, core_buf_str(&k));
+        core_buf_free(&k);
+        core_buf_append_cstr(b, ":{\"in\":\"query\",\"name\":");
+        core_buf_append_json(b, c->name);
+        core_buf_append_cstr(b, ",\"required\":false,\"type\":\"string\",\"format\":");
+        core_buf_append_json(b, c->type);
+        core_buf_append_char(b, '}');
+    }
+}
+
+void rest_openapi_write(core_buf_t *b, const db_schema_t *s, str_t schema, const core_config_t *cfg,
+                        str_t host)
+{
+    core_buf_append_cstr(b, "{\"swagger\":\"2.0\",\"info\":{\"title\":\"Strata API\","
+                            "\"description\":\"PostgREST-compatible API served by Strata\","
+                            "\"version\":\"0.1.0\"},");
+    if (cfg->openapi_server_proxy_uri) {
+        core_buf_append_cstr(b, "\"host\":");
+        core_buf_append_json(b, str_from_cstr(cfg->openapi_server_proxy_uri));
+        core_buf_append_char(b, ',');
+    } else if (host.len) {
+        core_buf_append_cstr(b, "\"host\":");
+        core_buf_append_json(b, host);
+        core_buf_append_char(b, ',');
+    }
+    core_buf_append_cstr(b, "\"basePath\":\"/\",\"schemes\":[\"http\"],"
+                            "\"consumes\":[\"application/json\",\"application/vnd.pgrst.object+json\",\"text/csv\"],"
+                            "\"produces\":[\"application/json\",\"application/vnd.pgrst.object+json\",\"text/csv\"],"
+                            "\"paths\":{\"/\":{\"get\":{\"produces\":[\"application/openapi+json\",\"application/json\"],"
+                            "\"responses\":{\"200\":{\"description\":\"OK\"}},\"summary\":\"OpenAPI description (this document)\","
+                            "\"tags\":[\"Introspection\"]}}");
+    for (size_t i = 0; i < s->ntables; i++) {
+        const db_table_t *t = &s->tables[i];
+        if (!str_eq(t->schema, schema)) continue;
+        core_buf_append_char(b, ',');
+        write_path(b, t);
+    }
+    core_buf_append_cstr(b, "},\"definitions\":{");
+    bool first = true;
+    for (size_t i = 0; i < s->ntables; i++) {
+        const db_table_t *t = &s->tables[i];
+        if (!str_eq(t->schema, schema)) continue;
+        if (!first) core_buf_append_char(b, ',');
+        first = false;
+        write_definition(b, t);
+    }
+    core_buf_append_cstr(b, "},\"parameters\":{"
+        "\"preferCount\":{\"name\":\"Prefer\",\"description\":\"Preference\",\"required\":false,\"in\":\"header\",\"type\":\"string\",\"enum\":[\"count=none\",\"count=exact\"]},"
+        "\"select\":{\"name\":\"select\",\"description\":\"Filtering Columns\",\"required\":false,\"in\":\"query\",\"type\":\"string\"},"
+        "\"order\":{\"name\":\"order\",\"description\":\"Ordering\",\"required\":false,\"in\":\"query\",\"type\":\"string\"},"
+        "\"range\":{\"name\":\"Range\",\"description\":\"Limiting and Pagination\",\"required\":false,\"in\":\"header\",\"type\":\"string\"},"
+        "\"rangeUnit\":{\"name\":\"Range-Unit\",\"description\":\"Limiting and Pagination\",\"required\":false,\"default\":\"items\",\"in\":\"header\",\"type\":\"string\"},"
+        "\"offset\":{\"name\":\"offset\",\"description\":\"Limiting and Pagination\",\"required\":false,\"in\":\"query\",\"type\":\"string\"},"
+        "\"limit\":{\"name\":\"limit\",\"description\":\"Limiting and Pagination\",\"required\":false,\"in\":\"query\",\"type\":\"string\"}");
+    first = false;
+    for (size_t i = 0; i < s->ntables; i++)
+        if (str_eq(s->tables[i].schema, schema)) write_row_filters(b, &s->tables[i], &first);
+    core_buf_append_cstr(b, "}}");
+}
