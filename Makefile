@@ -14,8 +14,7 @@ deps:
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS) 2>&1 | grep -v '^\[' || true
-	@test -x $(BUILD)/strata
+	@set -o pipefail; cmake --build $(BUILD) -j$(JOBS) 2>&1 | { grep -vE '^\[|^g?make' || true; }
 
 run: deps build
 	$(BUILD)/strata serve --demo
