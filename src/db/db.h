@@ -58,6 +58,7 @@ typedef struct {
     const char *path;        /* request.path */
     const char *headers_json;/* request.headers */
     bool read_only;          /* transaction_read_only for GET/HEAD */
+    bool rollback;           /* Prefer: tx=rollback: ROLLBACK after the statement */
     const char *sql;         /* the statement; prepared and cached by this text */
     int nparams;
     const char *const *params;

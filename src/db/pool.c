@@ -8,6 +8,7 @@
  *     EXECUTE strata_ctx   role and request.* settings
  *     [PREPARE sN]         first use of a statement text on this connection
  *     EXECUTE sN           the statement
+ *     [ROLLBACK]           Prefer: tx=rollback
  *     SYNC                 commits (or rolls back after an error)
  *
  * The PREPARE comes after the role switch because parse analysis checks schema USAGE as
@@ -41,7 +42,7 @@ typedef struct db_job {
     int conn_err;      /* DB_ERR_* when the connection failed */
 } db_job_t;
 
-enum item_kind { IT_SETUP, IT_SETUP_SYNC, IT_PREPARE, IT_CTX, IT_MAIN, IT_SYNC };
+enum item_kind { IT_SETUP, IT_SETUP_SYNC, IT_PREPARE, IT_CTX, IT_MAIN, IT_AUX, IT_SYNC };
 
 typedef struct {
     enum item_kind kind;
@@ -331,6 +332,11 @@ static bool conn_send_job(db_conn_t *c, db_job_t *j)
     int ok = named ? PQsendQueryPrepared(pg, name, r->nparams, r->params, NULL, NULL, 0)
                    : PQsendQueryParams(pg, r->sql, r->nparams, NULL, r->params, NULL, NULL, 0);
     if (!ok || !ring_push(c, IT_MAIN, j)) return false;
+    /* Prefer: tx=rollback. In the implicit transaction ROLLBACK warns "no transaction in
+     * progress" but aborts it all the same, so nothing of the request is committed. */
+    if (r->rollback &&
+        (!PQsendQueryParams(pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_AUX, j)))
+        return false;
     if (!PQpipelineSync(pg) || !ring_push(c, IT_SYNC, j)) return false;
     c->inflight++;
     return true;
@@ -402,6 +408,9 @@ static bool conn_read_results(db_conn_t *c)
             }
             continue;
         }
+        case IT_AUX:
+            PQclear(r);
+            continue;
         case IT_CTX:
         case IT_MAIN:
             if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR || st == PGRES_BAD_RESPONSE) {

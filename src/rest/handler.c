@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rest/rest.h"
+#include "rest/rest_int.h"
 
 #define JSON_CT "application/json; charset=utf-8"
 #define OBJECT_CT "application/vnd.pgrst.object+json; charset=utf-8"
@@ -35,7 +35,7 @@ size_t rest_cors_headers(const http_req_t *req, http_header_t *h)
     return n;
 }
 
-static void respond_error(http_req_t *req, const core_err_t *e)
+void rest_respond_error(http_req_t *req, const core_err_t *e)
 {
     http_header_t h[8];
     size_t n = rest_cors_headers(req, h);
@@ -60,14 +60,13 @@ static void respond_error(http_req_t *req, const core_err_t *e)
     http_respond(req, e->status, h, n, (str_t){body, len});
 }
 
-static void respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details)
+void rest_respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details)
 {
     core_err_t e = core_err_make(status, code, msg, details);
-    respond_error(req, &e);
+    rest_respond_error(req, &e);
 }
 
-static str_t arena_printf(core_arena_t *a, const char *fmt, ...) CORE_PRINTF(2, 3);
-static str_t arena_printf(core_arena_t *a, const char *fmt, ...)
+str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...)
 {
     char tmp[1024];
     va_list ap;
@@ -113,31 +112,52 @@ static int negotiate(str_t accept, bool root)
     return -1;
 }
 
-/* Prefer: count=exact|planned|estimated (planned/estimated are answered exactly for now). */
-static int prefer_count(const http_req_t *req)
+static bool item_is(str_t item, const char *lit) { return str_eq(item, str_from_cstr(lit)); }
+
+void rest_prefer_parse(const http_req_t *req, rest_prefer_t *p)
 {
-    int count = REST_COUNT_NONE;
+    memset(p, 0, sizeof(*p));
+    p->max_affected = -1;
     for (size_t i = 0; i < req->nheaders; i++) {
         if (!str_eq_nocase(req->headers[i].name, STR_LIT("Prefer"))) continue;
         str_t v = req->headers[i].value;
-        if (str_find_char(v, '=') < 0) continue;
-        const char *p = v.ptr, *end = v.ptr + v.len;
-        while (p < end) {
-            const char *q = memchr(p, ',', (size_t)(end - p));
+        const char *cur = v.ptr, *end = v.ptr + v.len;
+        while (cur < end) {
+            const char *q = memchr(cur, ',', (size_t)(end - cur));
             if (!q) q = end;
-            str_t item = {p, (size_t)(q - p)};
+            str_t item = {cur, (size_t)(q - cur)};
+            cur = q + 1;
             while (item.len && item.ptr[0] == ' ') {
                 item.ptr++;
                 item.len--;
             }
             while (item.len && item.ptr[item.len - 1] == ' ') item.len--;
-            if (str_eq(item, STR_LIT("count=exact"))) count = REST_COUNT_EXACT;
-            else if (str_eq(item, STR_LIT("count=planned"))) count = REST_COUNT_PLANNED;
-            else if (str_eq(item, STR_LIT("count=estimated"))) count = REST_COUNT_ESTIMATED;
-            p = q + 1;
+            if (item.len == 0) continue;
+            if (item_is(item, "count=exact")) p->count = REST_COUNT_EXACT;
+            else if (item_is(item, "count=planned")) p->count = REST_COUNT_PLANNED;
+            else if (item_is(item, "count=estimated")) p->count = REST_COUNT_ESTIMATED;
+            else if (item_is(item, "return=minimal")) p->ret = REST_RETURN_MINIMAL;
+            else if (item_is(item, "return=headers-only")) p->ret = REST_RETURN_HEADERS_ONLY;
+            else if (item_is(item, "return=representation")) p->ret = REST_RETURN_REPRESENTATION;
+            else if (item_is(item, "resolution=merge-duplicates")) p->resolution = REST_RESOLUTION_MERGE;
+            else if (item_is(item, "resolution=ignore-duplicates")) p->resolution = REST_RESOLUTION_IGNORE;
+            else if (item_is(item, "missing=default")) p->missing_default = true;
+            else if (item_is(item, "missing=null")) p->missing_default = false;
+            else if (item_is(item, "tx=commit")) p->tx = REST_TX_COMMIT;
+            else if (item_is(item, "tx=rollback")) p->tx = REST_TX_ROLLBACK;
+            else if (item_is(item, "handling=strict")) p->strict = true;
+            else if (item_is(item, "handling=lenient")) p->strict = false;
+            else if (str_starts_with(item, STR_LIT("max-affected="))) {
+                long n;
+                if (str_to_long((str_t){item.ptr + 13, item.len - 13}, &n) == CORE_OK && n >= 0) p->max_affected = n;
+                else p->invalid = true;
+            } else if (str_starts_with(item, STR_LIT("timezone="))) {
+                p->timezone = (str_t){item.ptr + 9, item.len - 9};
+            } else {
+                p->invalid = true;
+            }
         }
     }
-    return count;
 }
 
 /* Range: 0-19 (items). Returns false on a malformed header (it is then ignored, as in
@@ -164,7 +184,7 @@ static bool parse_range(str_t v, long *lo, long *hi)
 }
 
 /* request.headers as a JSON object with lower-cased names, as PostgREST sets it. */
-static const char *headers_json(http_req_t *req)
+const char *rest_headers_json(http_req_t *req)
 {
     core_buf_t b;
     core_buf_init(&b, (size_t)256 * 1024);
@@ -195,39 +215,71 @@ static const char *headers_json(http_req_t *req)
 
 static void clear_result(void *p) { PQclear(p); }
 
+core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authenticated)
+{
+    core_err_t e = {0};
+    switch (err->kind) {
+    case DB_ERR_ACQUIRE:
+        e = core_err_make(504, "PGRST003", err->message, STR_NULL);
+        break;
+    case DB_ERR_QUERY:
+        e.status = rest_status_for_sqlstate(err->sqlstate, err->message, authenticated);
+        e.code = core_arena_strdup(req->arena, str_from_cstr(err->sqlstate));
+        e.message = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message)));
+        if (err->detail) e.details = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->detail)));
+        if (err->hint) e.hint = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->hint)));
+        if (!e.code) e.code = "XX000";
+        break;
+    default:
+        e = core_err_make(503, "PGRST001", "Database client error. Retrying the connection.",
+                          str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message))));
+        break;
+    }
+    return e;
+}
+
+int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool read_only, bool rollback,
+                db_done_fn done, void *arg)
+{
+    const char *role = env->cfg->db_anon_role;
+    req->log_role = role;
+    str_t claims = rest_arena_printf(req->arena, "{\"role\":\"%s\"}", role);
+    db_request_t dr = {
+        .role = role,
+        .claims_json = claims.ptr,
+        .method = core_arena_strdup(req->arena, req->method),
+        .path = core_arena_strdup(req->arena, req->path),
+        .headers_json = rest_headers_json(req),
+        .read_only = read_only,
+        .rollback = rollback,
+        .sql = st->sql,
+        .nparams = st->nparams,
+        .params = st->params,
+    };
+    int rc = CORE_ENOMEM;
+    if (dr.claims_json && dr.method && dr.path && dr.headers_json) rc = db_pool_submit(env->pool, &dr, done, arg);
+    if (rc == CORE_OK) return CORE_OK;
+    if (rc == CORE_ENOMEM) rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+    else rest_respond_simple(req, 503, "PGRST001", "The server is shutting down", STR_NULL);
+    return rc;
+}
+
 static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
 {
     rest_call_t *c = arg;
     http_req_t *req = c->req;
     if (err) {
-        core_err_t e = {0};
-        switch (err->kind) {
-        case DB_ERR_ACQUIRE:
-            e = core_err_make(504, "PGRST003", err->message, STR_NULL);
-            break;
-        case DB_ERR_QUERY:
-            e.status = rest_status_for_sqlstate(err->sqlstate, err->message, c->authenticated);
-            e.code = core_arena_strdup(req->arena, str_from_cstr(err->sqlstate));
-            e.message = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message)));
-            if (err->detail) e.details = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->detail)));
-            if (err->hint) e.hint = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->hint)));
-            if (!e.code) e.code = "XX000";
-            break;
-        default:
-            e = core_err_make(503, "PGRST001", "Database client error. Retrying the connection.",
-                              str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message))));
-            break;
-        }
-        respond_error(req, &e);
+        core_err_t e = rest_db_error(req, err, c->authenticated);
+        rest_respond_error(req, &e);
         return;
     }
     if (core_arena_defer(req->arena, clear_result, res) != CORE_OK) {
         PQclear(res);
-        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
         return;
     }
     if (PQntuples(res) != 1 || PQnfields(res) < 3) {
-        respond_simple(req, 500, "PGRST000", "Unexpected result shape from the database", STR_NULL);
+        rest_respond_simple(req, 500, "PGRST000", "Unexpected result shape from the database", STR_NULL);
         return;
     }
     str_t body = {PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)};
@@ -243,28 +295,28 @@ static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
     str_t range;
     if (total >= 0 && c->offset > 0 && c->offset >= total && page == 0) {
         core_err_t e = core_err_make(416, "PGRST103", "Requested range not satisfiable",
-                                     arena_printf(req->arena, "An offset of %ld was requested, but there are only %ld rows.",
+                                     rest_arena_printf(req->arena, "An offset of %ld was requested, but there are only %ld rows.",
                                                   c->offset, total));
         http_header_t eh[8];
         size_t en = rest_cors_headers(req, eh);
         (void)eh;
         (void)en;
-        respond_error(req, &e);
+        rest_respond_error(req, &e);
         return;
     }
     if (page > 0)
-        range = total >= 0 ? arena_printf(req->arena, "%ld-%ld/%ld", c->offset, c->offset + page - 1, total)
-                           : arena_printf(req->arena, "%ld-%ld/*", c->offset, c->offset + page - 1);
+        range = total >= 0 ? rest_arena_printf(req->arena, "%ld-%ld/%ld", c->offset, c->offset + page - 1, total)
+                           : rest_arena_printf(req->arena, "%ld-%ld/*", c->offset, c->offset + page - 1);
     else
-        range = total >= 0 ? arena_printf(req->arena, "*/%ld", total) : STR_LIT("*/*");
+        range = total >= 0 ? rest_arena_printf(req->arena, "*/%ld", total) : STR_LIT("*/*");
     if (total >= 0 && page > 0 && (c->offset > 0 || page < total) && c->offset + page <= total &&
         page < total)
         status = 206;
     if (c->accept == ACCEPT_OBJECT) {
         if (page != 1) {
             core_err_t e = core_err_make(406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
-                                         arena_printf(req->arena, "The result contains %ld rows", page));
-            respond_error(req, &e);
+                                         rest_arena_printf(req->arena, "The result contains %ld rows", page));
+            rest_respond_error(req, &e);
             return;
         }
         /* json_agg of one row: "[{...}]" → "{...}" */
@@ -309,7 +361,7 @@ static void respond_bad_schema(rest_env_t *env, http_req_t *req)
     }
     char *msg = core_buf_status(&b) == CORE_OK ? core_arena_strdup(req->arena, core_buf_str(&b)) : NULL;
     core_buf_free(&b);
-    respond_simple(req, 406, "PGRST106", msg ? msg : "Invalid schema", STR_NULL);
+    rest_respond_simple(req, 406, "PGRST106", msg ? msg : "Invalid schema", STR_NULL);
 }
 
 static void handle_openapi(rest_env_t *env, http_req_t *req, str_t schema)
@@ -319,7 +371,7 @@ static void handle_openapi(rest_env_t *env, http_req_t *req, str_t schema)
     rest_openapi_write(&b, env->schema, schema, env->cfg, http_req_header(req, STR_LIT("Host")));
     if (core_buf_status(&b) != CORE_OK) {
         core_buf_free(&b);
-        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
         return;
     }
     char *body = core_arena_alloc(req->arena, b.len);
@@ -327,7 +379,7 @@ static void handle_openapi(rest_env_t *env, http_req_t *req, str_t schema)
     if (body) memcpy(body, b.ptr, len);
     core_buf_free(&b);
     if (!body) {
-        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
         return;
     }
     http_header_t h[8];
@@ -354,13 +406,15 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
 {
     rest_call_t *c = core_arena_zalloc(req->arena, sizeof(*c));
     if (!c) {
-        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
         return;
     }
     c->req = req;
     c->env = env;
     c->accept = accept;
-    c->count = prefer_count(req);
+    rest_prefer_t pref;
+    rest_prefer_parse(req, &pref);
+    c->count = pref.count;
 
     rest_query_t q;
     core_err_t err = {0};
@@ -370,7 +424,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
         str_t range = http_req_header(req, STR_LIT("Range"));
         if (range.ptr && parse_range(range, &lo, &hi)) {
             if (hi >= 0 && hi < lo) {
-                respond_simple(req, 416, "PGRST103", "Requested range not satisfiable",
+                rest_respond_simple(req, 416, "PGRST103", "Requested range not satisfiable",
                                STR_LIT("The lower boundary must be lower than or equal to the upper boundary in the Range header."));
                 return;
             }
@@ -382,37 +436,15 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
         rest_stmt_t st;
         rc = rest_sql_read(req->arena, t, &q, c->count, env->cfg->db_max_rows, &st, &err);
         if (rc == CORE_OK) {
-            const char *role = env->cfg->db_anon_role;
-            req->log_role = role;
-            str_t claims = arena_printf(req->arena, "{\"role\":\"%s\"}", role);
-            db_request_t dr = {
-                .role = role,
-                .claims_json = claims.ptr,
-                .method = core_arena_strdup(req->arena, req->method),
-                .path = core_arena_strdup(req->arena, req->path),
-                .headers_json = headers_json(req),
-                .read_only = true,
-                .sql = st.sql,
-                .nparams = st.nparams,
-                .params = st.params,
-            };
-            if (!dr.claims_json || !dr.method || !dr.path || !dr.headers_json) {
-                rc = CORE_ENOMEM;
-            } else {
-                rc = db_pool_submit(env->pool, &dr, on_db_done, c);
-                if (rc == CORE_OK) return;
-                if (rc != CORE_ENOMEM) {
-                    respond_simple(req, 503, "PGRST001", "The server is shutting down", STR_NULL);
-                    return;
-                }
-            }
+            (void)rest_submit(env, req, &st, true, false, on_db_done, c);
+            return;
         }
     }
     if (rc == CORE_ENOMEM || !err.code) {
-        respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
         return;
     }
-    respond_error(req, &err);
+    rest_respond_error(req, &err);
 }
 
 void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
@@ -423,7 +455,7 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         return;
     }
     if (!env->schema) {
-        respond_simple(req, 503, "PGRST002", "Could not query the database for the schema cache. Retrying.", STR_NULL);
+        rest_respond_simple(req, 503, "PGRST002", "Could not query the database for the schema cache. Retrying.", STR_NULL);
         return;
     }
     while (path.len && path.ptr[0] == '/') {
@@ -438,48 +470,52 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         return;
     }
     if (http_req_header(req, STR_LIT("Authorization")).ptr) {
-        respond_simple(req, 401, "PGRST301", "JWT authentication is not implemented yet",
+        rest_respond_simple(req, 401, "PGRST301", "JWT authentication is not implemented yet",
                        STR_LIT("Strata does not verify tokens yet; send requests without Authorization to use the anonymous role."));
         return;
     }
     if (!env->cfg->db_anon_role) {
-        respond_simple(req, 401, "PGRST302", "Anonymous access is disabled", STR_NULL);
+        rest_respond_simple(req, 401, "PGRST302", "Anonymous access is disabled", STR_NULL);
         return;
     }
     int accept = negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
     if (accept < 0) {
-        respond_simple(req, 406, "PGRST107", "None of these media types are available",
+        rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
                        http_req_header(req, STR_LIT("Accept")));
         return;
     }
     if (path.len == 0) {
         if (!get && !head) {
-            respond_simple(req, 405, "PGRST117", "Unsupported HTTP method", req->method);
+            rest_respond_simple(req, 405, "PGRST117", "Unsupported HTTP method", req->method);
             return;
         }
         handle_openapi(env, req, schema);
         return;
     }
     if (str_starts_with(path, STR_LIT("rpc/"))) {
-        respond_simple(req, 501, "PGRST501", "Functions (/rpc) are not implemented yet", STR_NULL);
+        rest_respond_simple(req, 501, "PGRST501", "Functions (/rpc) are not implemented yet", STR_NULL);
         return;
     }
     if (str_find_char(path, '/') >= 0) {
-        respond_simple(req, 404, "PGRST125", "Invalid path specified in request URL", STR_NULL);
+        rest_respond_simple(req, 404, "PGRST125", "Invalid path specified in request URL", STR_NULL);
         return;
     }
     const db_table_t *t = db_schema_table(env->schema, schema, path);
     if (!t) {
         core_err_t e = core_err_make(404, "PGRST205", NULL, STR_NULL);
-        e.message = arena_printf(req->arena, "Could not find the table '%.*s.%.*s' in the schema cache",
+        e.message = rest_arena_printf(req->arena, "Could not find the table '%.*s.%.*s' in the schema cache",
                                  STR_FMT(schema), (int)(path.len > 200 ? 200 : path.len), path.ptr);
-        respond_error(req, &e);
+        rest_respond_error(req, &e);
         return;
     }
-    if (!get && !head) {
-        respond_simple(req, 501, "PGRST501", "Writes (POST, PATCH, PUT, DELETE) are not implemented yet",
-                       req->method);
+    if (get || head) {
+        handle_read(env, req, t, accept);
         return;
     }
-    handle_read(env, req, t, accept);
+    if (str_eq(req->method, STR_LIT("POST")) || str_eq(req->method, STR_LIT("PATCH")) ||
+        str_eq(req->method, STR_LIT("PUT")) || str_eq(req->method, STR_LIT("DELETE"))) {
+        rest_handle_write(env, req, t, accept == ACCEPT_OBJECT ? 1 : 0);
+        return;
+    }
+    rest_respond_simple(req, 405, "PGRST117", "Unsupported HTTP method", req->method);
 }

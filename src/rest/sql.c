@@ -5,18 +5,10 @@
  */
 #include <string.h>
 
-#include "rest/rest.h"
+#include "rest/rest_int.h"
 
 #define SQL_MAX (1u << 20)
 
-typedef struct {
-    core_arena_t *arena;
-    const db_table_t *table;
-    core_buf_t *b;
-    const char **params;
-    int nparams, cap;
-    core_err_t *err;
-} build_t;
 
 void rest_sql_ident(core_buf_t *b, str_t name)
 {
@@ -35,8 +27,7 @@ void rest_sql_ident(core_buf_t *b, str_t name)
     core_buf_append_char(b, '"');
 }
 
-/* Adds a parameter and appends "$n". */
-static int add_param(build_t *x, str_t value)
+int rest_build_add_param(rest_build_t *x, str_t value)
 {
     if (x->nparams == x->cap) {
         int ncap = x->cap ? x->cap * 2 : 8;
@@ -50,11 +41,17 @@ static int add_param(build_t *x, str_t value)
     char *v = core_arena_strdup(x->arena, value);
     if (!v) return CORE_ENOMEM;
     x->params[x->nparams++] = v;
-    core_buf_appendf(x->b, "$%d", x->nparams);
     return CORE_OK;
 }
 
-static int column_error(build_t *x, str_t column)
+int rest_build_param(rest_build_t *x, str_t value)
+{
+    int rc = rest_build_add_param(x, value);
+    if (rc == CORE_OK) core_buf_appendf(x->b, "$%d", x->nparams);
+    return rc;
+}
+
+int rest_build_column_error(rest_build_t *x, str_t column)
 {
     core_buf_t m;
     core_buf_init(&m, 1024);
@@ -69,22 +66,22 @@ static int column_error(build_t *x, str_t column)
     return CORE_EINVAL;
 }
 
-static int unsupported(build_t *x, const char *what)
+int rest_build_unsupported(rest_build_t *x, const char *what)
 {
     *x->err = core_err_make(400, "PGRST100", what, STR_NULL);
     return CORE_EINVAL;
 }
 
-static int append_column(build_t *x, str_t name)
+int rest_build_column(rest_build_t *x, str_t name)
 {
     const db_column_t *c = db_table_column(x->table, name);
-    if (!c) return column_error(x, name);
+    if (!c) return rest_build_column_error(x, name);
     rest_sql_ident(x->b, c->name);
     return CORE_OK;
 }
 
 /* '*' in like patterns stands for '%', as in PostgREST (URLs mangle '%'). */
-static str_t like_pattern(core_arena_t *a, str_t v)
+str_t rest_like_pattern(core_arena_t *a, str_t v)
 {
     char *d = core_arena_strdup(a, v);
     if (!d) return STR_NULL;
@@ -94,7 +91,7 @@ static str_t like_pattern(core_arena_t *a, str_t v)
 }
 
 /* Builds a PostgreSQL array literal {"a","b"} from list items. */
-static str_t array_literal(core_arena_t *a, const str_t *items, size_t n, bool like)
+str_t rest_array_literal(core_arena_t *a, const str_t *items, size_t n, bool like)
 {
     core_buf_t b;
     core_buf_init(&b, SQL_MAX);
@@ -151,12 +148,12 @@ static const char *op_sql(rest_op_t op)
     return NULL;
 }
 
-static int append_filter(build_t *x, const rest_filter_t *f)
+int rest_build_filter(rest_build_t *x, const rest_filter_t *f)
 {
-    if (f->embed.ptr) return unsupported(x, "Filters on embedded resources are not supported yet");
+    if (f->embed.ptr) return rest_build_unsupported(x, "Filters on embedded resources are not supported yet");
     int rc;
     if (f->negate) core_buf_append_cstr(x->b, "not (");
-    if ((rc = append_column(x, f->column)) != CORE_OK) return rc;
+    if ((rc = rest_build_column(x, f->column)) != CORE_OK) return rc;
     bool like = f->op == REST_OP_LIKE || f->op == REST_OP_ILIKE;
     switch (f->op) {
     case REST_OP_IS:
@@ -167,10 +164,10 @@ static int append_filter(build_t *x, const rest_filter_t *f)
         else core_buf_append_cstr(x->b, " is unknown");
         break;
     case REST_OP_IN: {
-        str_t lit = array_literal(x->arena, f->list, f->nlist, false);
+        str_t lit = rest_array_literal(x->arena, f->list, f->nlist, false);
         if (!lit.ptr) return CORE_ENOMEM;
         core_buf_append_cstr(x->b, " = any(");
-        if ((rc = add_param(x, lit)) != CORE_OK) return rc;
+        if ((rc = rest_build_param(x, lit)) != CORE_OK) return rc;
         core_buf_append_char(x->b, ')');
         break;
     }
@@ -185,28 +182,28 @@ static int append_filter(build_t *x, const rest_filter_t *f)
         core_buf_append_cstr(x->b, " @@ ");
         core_buf_append_cstr(x->b, fn);
         if (f->lang.ptr) {
-            if ((rc = add_param(x, f->lang)) != CORE_OK) return rc;
+            if ((rc = rest_build_param(x, f->lang)) != CORE_OK) return rc;
             core_buf_append_cstr(x->b, "::regconfig, ");
         }
-        if ((rc = add_param(x, f->value)) != CORE_OK) return rc;
+        if ((rc = rest_build_param(x, f->value)) != CORE_OK) return rc;
         core_buf_append_char(x->b, ')');
         break;
     }
     default: {
         const char *op = op_sql(f->op);
-        if (!op) return unsupported(x, "unsupported operator");
+        if (!op) return rest_build_unsupported(x, "rest_build_unsupported operator");
         core_buf_append_cstr(x->b, op);
         if (f->quant != REST_QUANT_NONE) {
-            str_t lit = array_literal(x->arena, f->list, f->nlist, like);
+            str_t lit = rest_array_literal(x->arena, f->list, f->nlist, like);
             if (!lit.ptr) return CORE_ENOMEM;
             core_buf_append_cstr(x->b, f->quant == REST_QUANT_ANY ? "any(" : "all(");
-            if ((rc = add_param(x, lit)) != CORE_OK) return rc;
+            if ((rc = rest_build_param(x, lit)) != CORE_OK) return rc;
             core_buf_append_char(x->b, ')');
         } else {
-            str_t v = like ? like_pattern(x->arena, f->value) : f->value;
+            str_t v = like ? rest_like_pattern(x->arena, f->value) : f->value;
             if (!v.ptr && f->value.len) return CORE_ENOMEM;
             if (!v.ptr) v = STR_LIT("");
-            if ((rc = add_param(x, v)) != CORE_OK) return rc;
+            if ((rc = rest_build_param(x, v)) != CORE_OK) return rc;
         }
     }
     }
@@ -214,41 +211,41 @@ static int append_filter(build_t *x, const rest_filter_t *f)
     return CORE_OK;
 }
 
-static int append_logic(build_t *x, const rest_logic_t *l)
+int rest_build_logic(rest_build_t *x, const rest_logic_t *l)
 {
-    if (l->embed.ptr) return unsupported(x, "Logic trees on embedded resources are not supported yet");
+    if (l->embed.ptr) return rest_build_unsupported(x, "Logic trees on embedded resources are not supported yet");
     if (l->negate) core_buf_append_cstr(x->b, "not ");
     core_buf_append_char(x->b, '(');
     if (l->nconds == 0) core_buf_append_cstr(x->b, l->is_and ? "true" : "false");
     for (size_t i = 0; i < l->nconds; i++) {
         if (i) core_buf_append_cstr(x->b, l->is_and ? " and " : " or ");
-        int rc = l->conds[i].is_logic ? append_logic(x, l->conds[i].logic)
-                                      : append_filter(x, &l->conds[i].filter);
+        int rc = l->conds[i].is_logic ? rest_build_logic(x, l->conds[i].logic)
+                                      : rest_build_filter(x, &l->conds[i].filter);
         if (rc != CORE_OK) return rc;
     }
     core_buf_append_char(x->b, ')');
     return CORE_OK;
 }
 
-static int append_where(build_t *x, const rest_query_t *q)
+int rest_build_where(rest_build_t *x, const rest_query_t *q)
 {
     if (q->nfilters == 0 && q->nlogic == 0) return CORE_OK;
     core_buf_append_cstr(x->b, " where ");
     size_t n = 0;
     for (size_t i = 0; i < q->nfilters; i++, n++) {
         if (n) core_buf_append_cstr(x->b, " and ");
-        int rc = append_filter(x, &q->filters[i]);
+        int rc = rest_build_filter(x, &q->filters[i]);
         if (rc != CORE_OK) return rc;
     }
     for (size_t i = 0; i < q->nlogic; i++, n++) {
         if (n) core_buf_append_cstr(x->b, " and ");
-        int rc = append_logic(x, q->logic[i]);
+        int rc = rest_build_logic(x, q->logic[i]);
         if (rc != CORE_OK) return rc;
     }
     return CORE_OK;
 }
 
-static void append_from(build_t *x)
+void rest_build_from(rest_build_t *x)
 {
     core_buf_append_cstr(x->b, " from ");
     rest_sql_ident(x->b, x->table->schema);
@@ -256,7 +253,7 @@ static void append_from(build_t *x)
     rest_sql_ident(x->b, x->table->name);
 }
 
-static int append_select(build_t *x, const rest_query_t *q)
+int rest_build_select(rest_build_t *x, const rest_query_t *q)
 {
     if (q->nselect == 0) {
         core_buf_append_char(x->b, '*');
@@ -266,12 +263,12 @@ static int append_select(build_t *x, const rest_query_t *q)
         const rest_select_t *s = &q->select[i];
         if (i) core_buf_append_cstr(x->b, ", ");
         if (s->is_embed)
-            return unsupported(x, "Embedding related resources is not supported yet");
+            return rest_build_unsupported(x, "Embedding related resources is not supported yet");
         if (s->star) {
             core_buf_append_char(x->b, '*');
             continue;
         }
-        int rc = append_column(x, s->name);
+        int rc = rest_build_column(x, s->name);
         if (rc != CORE_OK) return rc;
         if (s->cast.ptr) {
             core_buf_append_cstr(x->b, "::");
@@ -285,14 +282,14 @@ static int append_select(build_t *x, const rest_query_t *q)
     return CORE_OK;
 }
 
-static int append_order(build_t *x, const rest_query_t *q)
+int rest_build_order(rest_build_t *x, const rest_query_t *q)
 {
     size_t n = 0;
     for (size_t i = 0; i < q->norder; i++) {
         const rest_order_t *o = &q->order[i];
-        if (o->embed.ptr) return unsupported(x, "Ordering embedded resources is not supported yet");
+        if (o->embed.ptr) return rest_build_unsupported(x, "Ordering embedded resources is not supported yet");
         core_buf_append_cstr(x->b, n++ ? ", " : " order by ");
-        int rc = append_column(x, o->column);
+        int rc = rest_build_column(x, o->column);
         if (rc != CORE_OK) return rc;
         if (o->desc) core_buf_append_cstr(x->b, " desc");
         if (o->nulls == 1) core_buf_append_cstr(x->b, " nulls first");
@@ -307,41 +304,41 @@ int rest_sql_read(core_arena_t *a, const db_table_t *t, const rest_query_t *q, i
     core_buf_t b, where;
     core_buf_init(&b, SQL_MAX);
     core_buf_init(&where, SQL_MAX);
-    build_t x = {.arena = a, .table = t, .b = &b, .err = err};
+    rest_build_t x = {.arena = a, .table = t, .b = &b, .err = err};
     int rc;
 
     /* The conditions are built once and used twice when an exact count is wanted. */
     x.b = &where;
-    if ((rc = append_where(&x, q)) != CORE_OK) goto out;
+    if ((rc = rest_build_where(&x, q)) != CORE_OK) goto out;
     x.b = &b;
 
     core_buf_append_cstr(&b, "select coalesce(json_agg(_s), '[]')::text, count(*)");
     if (count == REST_COUNT_EXACT) {
         core_buf_append_cstr(&b, ", (select count(*)");
-        append_from(&x);
+        rest_build_from(&x);
         core_buf_append_str(&b, core_buf_str(&where));
         core_buf_append_cstr(&b, ")");
     } else {
         core_buf_append_cstr(&b, ", null::bigint");
     }
     core_buf_append_cstr(&b, " from (select ");
-    if ((rc = append_select(&x, q)) != CORE_OK) goto out;
-    append_from(&x);
+    if ((rc = rest_build_select(&x, q)) != CORE_OK) goto out;
+    rest_build_from(&x);
     core_buf_append_str(&b, core_buf_str(&where));
-    if ((rc = append_order(&x, q)) != CORE_OK) goto out;
+    if ((rc = rest_build_order(&x, q)) != CORE_OK) goto out;
     long limit = q->limit;
     if (max_rows >= 0 && (limit < 0 || limit > max_rows)) limit = max_rows;
     char num[24];
     if (limit >= 0) {
         core_buf_append_cstr(&b, " limit ");
         int n = snprintf(num, sizeof(num), "%ld", limit);
-        if ((rc = add_param(&x, (str_t){num, (size_t)n})) != CORE_OK) goto out;
+        if ((rc = rest_build_param(&x, (str_t){num, (size_t)n})) != CORE_OK) goto out;
         core_buf_append_cstr(&b, "::bigint");
     }
     if (q->offset > 0) {
         core_buf_append_cstr(&b, " offset ");
         int n = snprintf(num, sizeof(num), "%ld", q->offset);
-        if ((rc = add_param(&x, (str_t){num, (size_t)n})) != CORE_OK) goto out;
+        if ((rc = rest_build_param(&x, (str_t){num, (size_t)n})) != CORE_OK) goto out;
         core_buf_append_cstr(&b, "::bigint");
     }
     core_buf_append_cstr(&b, ") _s");

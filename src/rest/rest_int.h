@@ -1,0 +1,79 @@
+/* Internals shared inside src/rest: statement building blocks and response helpers. */
+#ifndef STRATA_REST_INT_H
+#define STRATA_REST_INT_H
+
+#include "rest/rest.h"
+
+/* ---- statement building (sql.c) ----------------------------------------------------------- */
+
+/* One statement under construction: SQL text in b, parameters in the arena. Column names
+ * are checked against `table`; user errors land in *err. */
+typedef struct {
+    core_arena_t *arena;
+    const db_table_t *table;
+    core_buf_t *b;
+    const char **params;
+    int nparams, cap;
+    core_err_t *err;
+} rest_build_t;
+
+/* Adds a parameter ($n = its position) without writing anything. */
+int rest_build_add_param(rest_build_t *x, str_t value) CORE_WUR;
+/* Adds a parameter and appends "$n". */
+int rest_build_param(rest_build_t *x, str_t value) CORE_WUR;
+/* Appends the quoted column after checking `table` has it (42703 otherwise). */
+int rest_build_column(rest_build_t *x, str_t name) CORE_WUR;
+int rest_build_column_error(rest_build_t *x, str_t column);
+int rest_build_unsupported(rest_build_t *x, const char *what);
+int rest_build_filter(rest_build_t *x, const rest_filter_t *f) CORE_WUR;
+int rest_build_logic(rest_build_t *x, const rest_logic_t *l) CORE_WUR;
+/* " where ..." for the query's filters and logic trees (nothing when there are none). */
+int rest_build_where(rest_build_t *x, const rest_query_t *q) CORE_WUR;
+/* The select list ("*" when none). */
+int rest_build_select(rest_build_t *x, const rest_query_t *q) CORE_WUR;
+int rest_build_order(rest_build_t *x, const rest_query_t *q) CORE_WUR;
+/* " from "schema"."table"". */
+void rest_build_from(rest_build_t *x);
+str_t rest_like_pattern(core_arena_t *a, str_t v);
+str_t rest_array_literal(core_arena_t *a, const str_t *items, size_t n, bool like);
+
+/* ---- Prefer (handler.c) ------------------------------------------------------------------------ */
+
+enum { REST_RETURN_UNSET = 0, REST_RETURN_MINIMAL, REST_RETURN_HEADERS_ONLY, REST_RETURN_REPRESENTATION };
+enum { REST_RESOLUTION_NONE = 0, REST_RESOLUTION_MERGE, REST_RESOLUTION_IGNORE };
+enum { REST_TX_UNSET = 0, REST_TX_COMMIT, REST_TX_ROLLBACK };
+
+typedef struct {
+    int ret;
+    int count;
+    int resolution;
+    bool missing_default;
+    int tx;
+    bool strict;
+    long max_affected; /* -1: none */
+    str_t timezone;
+    bool invalid;      /* an unknown or malformed preference was sent */
+} rest_prefer_t;
+
+void rest_prefer_parse(const http_req_t *req, rest_prefer_t *p);
+
+/* ---- responses and the database (handler.c) ----------------------------------------------- */
+
+void rest_respond_error(http_req_t *req, const core_err_t *e);
+void rest_respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details);
+str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...) CORE_PRINTF(2, 3);
+/* request.headers as JSON (lower-cased names), in the arena; NULL on OOM. */
+const char *rest_headers_json(http_req_t *req);
+/* Maps a pool error to PostgREST's error (status, code, texts copied into the arena). */
+core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authenticated);
+
+/* Submits one statement for req with its role and request.* settings. Returns 0 when
+ * queued (done runs later), or answers the request itself and returns nonzero. */
+int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool read_only, bool rollback,
+                db_done_fn done, void *arg);
+
+/* ---- writes (write.c) ------------------------------------------------------------------------ */
+
+void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, int accept);
+
+#endif
