@@ -39,6 +39,12 @@ typedef enum {
     X("db-schemas", db_schemas, CFG_STR, 0, 0, "public", 0)                                \
     X("db-anon-role", db_anon_role, CFG_STR_OPT, 0, 0, NULL, 0)                            \
     X("jwt-secret", jwt_secret, CFG_STR_OPT, 0, 0, NULL, 0)                                \
+    X("jwt-secret-is-base64", jwt_secret_is_base64, CFG_BOOL, 0, 1, NULL, 0)               \
+    X("jwt-aud", jwt_aud, CFG_STR_OPT, 0, 0, NULL, 0)                                      \
+    X("jwt-role-claim-key", jwt_role_claim_key, CFG_STR, 0, 0, ".role", 0)                 \
+    X("jwt-cache-max-entries", jwt_cache_max_entries, CFG_INT, 0, 1000000, NULL, 1000)     \
+    X("jwt-cache-max-lifetime", jwt_cache_max_lifetime_s, CFG_INT, -1, CFG_MAX_SECONDS,    \
+      NULL, -1)                                                                            \
     X("server-host", server_host, CFG_STR, 0, 0, "!4", 0)                                  \
     X("server-port", server_port, CFG_INT, 0, 65535, NULL, 3000)                           \
     X("admin-server-port", admin_server_port, CFG_INT, 0, 65535, NULL, CONFIG_PORT_UNSET)  \

@@ -13,7 +13,13 @@ typedef struct {
     char *db_uri;             /* db-uri / PGRST_DB_URI; NULL → embedded PostgreSQL */
     char *db_schemas;         /* db-schemas / PGRST_DB_SCHEMAS; default "public" */
     char *db_anon_role;       /* db-anon-role / PGRST_DB_ANON_ROLE; NULL = none */
-    char *jwt_secret;         /* jwt-secret / PGRST_JWT_SECRET; NULL = none */
+    char *jwt_secret;         /* jwt-secret / PGRST_JWT_SECRET; NULL = none; "@path" = file */
+    bool jwt_secret_is_base64; /* jwt-secret-is-base64; default false */
+    char *jwt_aud;            /* jwt-aud / PGRST_JWT_AUD; NULL = any audience */
+    char *jwt_role_claim_key; /* jwt-role-claim-key; default ".role" (a JSPath) */
+    int jwt_cache_max_entries; /* jwt-cache-max-entries (PostgREST 14); default 1000, 0 = off */
+    int jwt_cache_max_lifetime_s; /* jwt-cache-max-lifetime (PostgREST 12/13); default -1 =
+                                   * unset (entries live until exp); 0 = cache off */
     char *server_host;        /* server-host / PGRST_SERVER_HOST; default "!4" */
     int server_port;          /* server-port / PGRST_SERVER_PORT; default 3000 */
     int admin_server_port;    /* admin-server-port / PGRST_ADMIN_SERVER_PORT; default port+1 */

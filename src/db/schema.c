@@ -54,7 +54,15 @@ static const char CATALOG_SQL[] =
     " 'functions', (select coalesce(json_agg(json_build_object("
     "   'schema', n.nspname, 'name', p.proname, 'args', pg_get_function_arguments(p.oid),"
     "   'rettype', format_type(p.prorettype, null), 'retset', p.proretset,"
-    "   'volatility', p.provolatile, 'description', obj_description(p.oid, 'pg_proc'))"
+    "   'volatility', p.provolatile, 'description', obj_description(p.oid, 'pg_proc'),"
+    "   'ndefaults', p.pronargdefaults, 'variadic', p.provariadic <> 0,"
+    "   'rettypkind', (select t.typtype from pg_type t where t.oid = p.prorettype),"
+    "   'retrel', (select json_build_object('schema', rn.nspname, 'name', rc.relname) from pg_type t"
+    "      join pg_class rc on rc.oid = t.typrelid join pg_namespace rn on rn.oid = rc.relnamespace"
+    "      where t.oid = p.prorettype),"
+    "   'params', (select coalesce(json_agg(json_build_object('name', coalesce(p.proargnames[k.i], ''),"
+    "      'type', format_type(k.t, null), 'mode', coalesce(p.proargmodes[k.i], 'i')) order by k.i), '[]')"
+    "      from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality k(t, i)))"
     "   order by n.nspname, p.proname), '[]')"
     "  from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
     "  where n.nspname in (select nspname from exposed) and p.prokind = 'f')"
@@ -202,6 +210,42 @@ static bool parse_funcs(core_arena_t *a, json_t *arr, db_schema_t *s)
             return false;
         f->retset = json_is_true(json_object_get(o, "retset"));
         f->volatility = vol.ptr[0];
+        f->variadic = json_is_true(json_object_get(o, "variadic"));
+        json_t *nd = json_object_get(o, "ndefaults");
+        f->ndefaults = json_is_integer(nd) ? (size_t)json_integer_value(nd) : 0;
+        str_t kind;
+        if (!get_str(a, o, "rettypkind", &kind, true)) return false;
+        f->rettype_kind = kind.len == 1 ? kind.ptr[0] : 'b';
+        json_t *rel = json_object_get(o, "retrel");
+        if (json_is_object(rel) && (!get_str(a, rel, "schema", &f->retrel_schema, false) ||
+                                    !get_str(a, rel, "name", &f->retrel_name, false)))
+            return false;
+        json_t *ps = json_object_get(o, "params");
+        if (!json_is_array(ps)) return false;
+        f->nparams = json_array_size(ps);
+        f->params = core_arena_zalloc(a, (f->nparams ? f->nparams : 1) * sizeof(db_func_param_t));
+        if (!f->params) return false;
+        for (size_t k = 0; k < f->nparams; k++) {
+            json_t *po = json_array_get(ps, k);
+            db_func_param_t *pp = &f->params[k];
+            str_t mode;
+            if (!json_is_object(po) || !get_str(a, po, "name", &pp->name, false) ||
+                !get_str(a, po, "type", &pp->type, false) || !get_str(a, po, "mode", &mode, false) ||
+                mode.len != 1)
+                return false;
+            pp->mode = mode.ptr[0];
+        }
+        /* The last ndefaults input parameters have defaults. */
+        size_t nin = 0;
+        for (size_t k = 0; k < f->nparams; k++)
+            if (f->params[k].mode == 'i' || f->params[k].mode == 'b' || f->params[k].mode == 'v') nin++;
+        size_t seen = 0;
+        for (size_t k = 0; k < f->nparams; k++) {
+            db_func_param_t *pp = &f->params[k];
+            if (pp->mode != 'i' && pp->mode != 'b' && pp->mode != 'v') continue;
+            pp->has_default = seen >= nin - (f->ndefaults < nin ? f->ndefaults : nin);
+            seen++;
+        }
     }
     return true;
 }
@@ -330,6 +374,23 @@ const db_column_t *db_table_column(const db_table_t *t, str_t name)
     for (size_t i = 0; i < t->ncolumns; i++)
         if (str_eq(t->columns[i].name, name)) return &t->columns[i];
     return NULL;
+}
+
+const db_func_t *db_schema_funcs(const db_schema_t *s, str_t schema, str_t name, size_t *n)
+{
+    /* The catalog query orders functions by (schema, name), so overloads are adjacent. */
+    const db_func_t *first = NULL;
+    *n = 0;
+    for (size_t i = 0; i < s->nfuncs; i++) {
+        const db_func_t *f = &s->funcs[i];
+        if (str_eq(f->schema, schema) && str_eq(f->name, name)) {
+            if (!first) first = f;
+            (*n)++;
+        } else if (first) {
+            break;
+        }
+    }
+    return first;
 }
 
 bool db_schema_exposed(const db_schema_t *s, str_t schema)

@@ -41,9 +41,23 @@ typedef struct {
 } db_fk_t;
 
 typedef struct {
+    str_t name;        /* "" for an unnamed parameter */
+    str_t type;        /* format_type() */
+    char mode;         /* 'i' in, 'o' out, 'b' inout, 'v' variadic, 't' table */
+    bool has_default;
+} db_func_param_t;
+
+typedef struct {
     str_t schema;
     str_t name;
     str_t args;        /* pg_get_function_arguments() */
+    db_func_param_t *params; /* every parameter, in declaration order */
+    size_t nparams;
+    size_t ndefaults;
+    bool variadic;
+    char rettype_kind; /* pg_type.typtype of the result: 'b' base, 'c' composite, 'p' pseudo (void, record), ... */
+    str_t retrel_schema; /* the relation whose row type is returned (ptr NULL when none) */
+    str_t retrel_name;
     str_t rettype;
     str_t description;
     bool retset;
@@ -82,6 +96,8 @@ void db_schema_unref(db_schema_t *s);
 /* Lookups: NULL when absent. */
 const db_table_t *db_schema_table(const db_schema_t *s, str_t schema, str_t name);
 const db_column_t *db_table_column(const db_table_t *t, str_t name);
+/* Functions named schema.name, in catalog order: *n of them from the returned index. */
+const db_func_t *db_schema_funcs(const db_schema_t *s, str_t schema, str_t name, size_t *n);
 /* True when `schema` is one of the exposed schemas. */
 bool db_schema_exposed(const db_schema_t *s, str_t schema);
 

@@ -493,7 +493,12 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         return;
     }
     if (str_starts_with(path, STR_LIT("rpc/"))) {
-        rest_respond_simple(req, 501, "PGRST501", "Functions (/rpc) are not implemented yet", STR_NULL);
+        str_t fname = {path.ptr + 4, path.len - 4};
+        if (fname.len == 0 || str_find_char(fname, '/') >= 0) {
+            rest_respond_simple(req, 404, "PGRST125", "Invalid path specified in request URL", STR_NULL);
+            return;
+        }
+        rest_handle_rpc(env, req, schema, fname, accept == ACCEPT_OBJECT ? 1 : 0);
         return;
     }
     if (str_find_char(path, '/') >= 0) {

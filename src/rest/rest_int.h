@@ -76,4 +76,8 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
 
 void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, int accept);
 
+/* ---- functions (rpc.c) ------------------------------------------------------------------------ */
+
+void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name, int accept);
+
 #endif
