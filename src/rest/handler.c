@@ -434,7 +434,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
         }
         c->offset = q.offset;
         rest_stmt_t st;
-        rc = rest_sql_read(req->arena, t, &q, c->count, env->cfg->db_max_rows, &st, &err);
+        rc = rest_sql_read(req->arena, env->schema, t, &q, c->count, env->cfg->db_max_rows, &st, &err);
         if (rc == CORE_OK) {
             (void)rest_submit(env, req, &st, true, false, on_db_done, c);
             return;

@@ -539,7 +539,25 @@ int rest_parse_query(core_arena_t *a, str_t qs, rest_query_t *q, core_err_t *err
         } else if (str_eq(key, STR_LIT("offset"))) {
             rc = parse_nonneg(a, key, val, &q->offset, err);
         } else if (embed.ptr && (str_eq(name, STR_LIT("limit")) || str_eq(name, STR_LIT("offset")))) {
-            return parse_err(a, err, "embedded limit and offset are not supported yet", key, NULL);
+            long n = 0;
+            rc = parse_nonneg(a, key, val, &n, err);
+            if (rc == CORE_OK) {
+                rest_embed_page_t *pg = NULL;
+                for (size_t k = 0; k < q->npages; k++)
+                    if (str_eq(q->pages[k].embed, embed)) pg = &q->pages[k];
+                if (!pg) {
+                    rest_embed_page_t *v = core_arena_alloc(a, (q->npages + 1) * sizeof(*v));
+                    if (!v) return CORE_ENOMEM;
+                    if (q->npages) memcpy(v, q->pages, q->npages * sizeof(*v));
+                    q->pages = v;
+                    pg = &v[q->npages++];
+                    pg->embed = embed;
+                    pg->limit = -1;
+                    pg->offset = 0;
+                }
+                if (str_eq(name, STR_LIT("limit"))) pg->limit = n;
+                else pg->offset = n;
+            }
         } else if (str_eq(key, STR_LIT("columns")) || str_eq(key, STR_LIT("on_conflict"))) {
             continue; /* write parameters: ignored on reads, as PostgREST does */
         } else if (str_eq(name, STR_LIT("or")) || str_eq(name, STR_LIT("and")) ||

@@ -72,6 +72,12 @@ typedef struct {
 } rest_order_t;
 
 typedef struct {
+    str_t embed;   /* "rel" of "rel.limit=" / "rel.offset=" */
+    long limit;    /* -1: none */
+    long offset;
+} rest_embed_page_t;
+
+typedef struct {
     rest_select_t *select;  /* NULL/0 means "*" */
     size_t nselect;
     rest_filter_t *filters; /* ANDed at the top level */
@@ -82,6 +88,8 @@ typedef struct {
     size_t norder;
     long limit;             /* -1: none */
     long offset;            /* 0 default */
+    rest_embed_page_t *pages; /* limits and offsets of embedded resources */
+    size_t npages;
 } rest_query_t;
 
 /* Parses a raw query string (not yet percent-decoded) into q, allocating from a. Returns 0,
@@ -110,8 +118,8 @@ void rest_sql_ident(core_buf_t *b, str_t name);
 /* Builds the read statement for q on table t (resolved by the planner). The statement
  * returns one row: (body text, page row count bigint, total count bigint or null).
  * Validates every name against t; on a user error returns CORE_EINVAL with *err. */
-int rest_sql_read(core_arena_t *a, const db_table_t *t, const rest_query_t *q, int count,
-                  long max_rows, rest_stmt_t *out, core_err_t *err) CORE_WUR;
+int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *t, const rest_query_t *q,
+                  int count, long max_rows, rest_stmt_t *out, core_err_t *err) CORE_WUR;
 
 /* ---- errors (rest/errors.c) ------------------------------------------------------------- */
 

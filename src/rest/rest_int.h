@@ -15,6 +15,9 @@ typedef struct {
     const char **params;
     int nparams, cap;
     core_err_t *err;
+    const db_schema_t *schema; /* for embedding: relationships come from its foreign keys */
+    const char *alias;         /* how the current relation is named in the FROM clause */
+    int *next_alias;           /* counter for the embedded relations' aliases */
 } rest_build_t;
 
 /* Adds a parameter ($n = its position) without writing anything. */
@@ -27,6 +30,9 @@ int rest_build_column_error(rest_build_t *x, str_t column);
 int rest_build_unsupported(rest_build_t *x, const char *what);
 int rest_build_filter(rest_build_t *x, const rest_filter_t *f) CORE_WUR;
 int rest_build_logic(rest_build_t *x, const rest_logic_t *l) CORE_WUR;
+/* The query's own conditions (not its embeds'), each after `prefix` (" where " / " and ")
+ * for the first and " and " after that. */
+int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix) CORE_WUR;
 /* " where ..." for the query's filters and logic trees (nothing when there are none). */
 int rest_build_where(rest_build_t *x, const rest_query_t *q) CORE_WUR;
 /* The select list ("*" when none). */

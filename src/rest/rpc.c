@@ -72,7 +72,7 @@ static bool accepts(const db_func_t *f, str_t *names, size_t n)
 static void not_found(http_req_t *req, str_t schema, str_t name, str_t *names, size_t n)
 {
     core_buf_t b;
-    core_buf_init(&b, 64 * 1024);
+    core_buf_init(&b, (size_t)64 * 1024);
     core_buf_appendf(&b, "Could not find the function %.*s.%.*s(", STR_FMT(schema),
                      (int)(name.len > 200 ? 200 : name.len), name.ptr);
     for (size_t i = 0; i < n; i++) {
@@ -157,7 +157,8 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
     core_buf_init(&b, SQL_MAX);
     const db_table_t *rel = NULL;
     if (f->retrel_name.ptr) rel = db_schema_table(c->env->schema, f->retrel_schema, f->retrel_name);
-    rest_build_t x = {.arena = req->arena, .table = rel, .b = &b, .err = err};
+    int next_alias = 0;
+    rest_build_t x = {.arena = req->arena, .table = rel, .b = &b, .err = err, .schema = c->env->schema, .next_alias = &next_alias};
     int rc = rest_build_add_param(&x, args_json); /* $1 */
     if (rc != CORE_OK) goto out;
     bool whole = takes_whole_body(f);
@@ -265,6 +266,7 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
             core_buf_append_cstr(&b, "null::bigint");
         }
         core_buf_append_cstr(&b, " from (select ");
+        x.alias = "pgrst_call";
         if (rel) rc = rest_build_select(&x, q);
         else core_buf_append_char(&b, '*');
         if (rc == CORE_OK) {
@@ -320,7 +322,7 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
     rest_prefer_parse(req, &pref);
     c->count = pref.count;
     size_t ngiven = 0;
-    str_t args_json = STR_LIT("{}");
+    str_t args_json;
     str_t filters_qs = req->query;
     core_err_t err = {0};
 

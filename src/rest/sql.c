@@ -227,23 +227,57 @@ int rest_build_logic(rest_build_t *x, const rest_logic_t *l)
     return CORE_OK;
 }
 
-int rest_build_where(rest_build_t *x, const rest_query_t *q)
+/* Does the select list at this level embed `path`'s first segment? */
+static bool embeds(const rest_query_t *q, str_t path)
 {
-    if (q->nfilters == 0 && q->nlogic == 0) return CORE_OK;
-    core_buf_append_cstr(x->b, " where ");
+    long dot = str_find_char(path, '.');
+    str_t head = dot < 0 ? path : (str_t){path.ptr, (size_t)dot};
+    for (size_t i = 0; i < q->nselect; i++) {
+        const rest_select_t *s = &q->select[i];
+        if (s->is_embed && (str_eq(s->name, head) || (s->alias.ptr && str_eq(s->alias, head)))) return true;
+    }
+    return false;
+}
+
+static int not_embedded(rest_build_t *x, str_t path)
+{
+    *x->err = core_err_make(400, "PGRST108", NULL, STR_NULL);
+    core_buf_t m;
+    core_buf_init(&m, 1024);
+    core_buf_appendf(&m, "'%.*s' is not an embedded resource in this request", (int)(path.len > 200 ? 200 : path.len), path.ptr);
+    char *msg = core_buf_status(&m) == CORE_OK ? core_arena_strdup(x->arena, core_buf_str(&m)) : NULL;
+    core_buf_free(&m);
+    x->err->message = msg ? str_from_cstr(msg) : STR_LIT("not an embedded resource in this request");
+    return CORE_EINVAL;
+}
+
+int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
+{
     size_t n = 0;
-    for (size_t i = 0; i < q->nfilters; i++, n++) {
-        if (n) core_buf_append_cstr(x->b, " and ");
+    for (size_t i = 0; i < q->nfilters; i++) {
+        if (q->filters[i].embed.ptr) {
+            if (!embeds(q, q->filters[i].embed)) return not_embedded(x, q->filters[i].embed);
+            continue; /* applied inside the embed */
+        }
+        core_buf_append_cstr(x->b, n++ ? " and " : prefix);
         int rc = rest_build_filter(x, &q->filters[i]);
         if (rc != CORE_OK) return rc;
     }
-    for (size_t i = 0; i < q->nlogic; i++, n++) {
-        if (n) core_buf_append_cstr(x->b, " and ");
+    for (size_t i = 0; i < q->nlogic; i++) {
+        if (q->logic[i]->embed.ptr) {
+            if (!embeds(q, q->logic[i]->embed)) return not_embedded(x, q->logic[i]->embed);
+            continue;
+        }
+        core_buf_append_cstr(x->b, n++ ? " and " : prefix);
         int rc = rest_build_logic(x, q->logic[i]);
         if (rc != CORE_OK) return rc;
     }
+    for (size_t i = 0; i < q->npages; i++)
+        if (!embeds(q, q->pages[i].embed)) return not_embedded(x, q->pages[i].embed);
     return CORE_OK;
 }
+
+int rest_build_where(rest_build_t *x, const rest_query_t *q) { return rest_build_conds(x, q, " where "); }
 
 void rest_build_from(rest_build_t *x)
 {
@@ -251,19 +285,249 @@ void rest_build_from(rest_build_t *x)
     rest_sql_ident(x->b, x->table->schema);
     core_buf_append_char(x->b, '.');
     rest_sql_ident(x->b, x->table->name);
+    if (x->alias) {
+        core_buf_append_cstr(x->b, " as ");
+        core_buf_append_cstr(x->b, x->alias);
+    }
+}
+
+/* ---- embedding ------------------------------------------------------------------------------ */
+
+enum { REL_M2O, REL_O2M, REL_M2M };
+
+typedef struct {
+    int kind;
+    const db_fk_t *fk;       /* m2o: fk on the parent; o2m: fk on the child; m2m: junction → parent */
+    const db_fk_t *fk2;      /* m2m: junction → child */
+    const db_table_t *target;
+} rel_t;
+
+static bool fk_from(const db_fk_t *f, const db_table_t *t) { return str_eq(f->schema, t->schema) && str_eq(f->table, t->name); }
+static bool fk_to(const db_fk_t *f, const db_table_t *t) { return str_eq(f->fschema, t->schema) && str_eq(f->ftable, t->name); }
+
+static bool hint_matches(const rel_t *r, str_t hint)
+{
+    if (!hint.ptr) return true;
+    if (str_eq(r->fk->name, hint) || (r->fk2 && str_eq(r->fk2->name, hint))) return true;
+    if (r->kind == REL_M2M && str_eq(r->fk->table, hint)) return true; /* the junction table */
+    if (str_eq(hint, STR_LIT("inner")) || str_eq(hint, STR_LIT("left"))) return true;
+    /* A column hint names the parent's foreign-key column, so it selects many-to-one. */
+    if (r->kind == REL_M2O)
+        for (size_t i = 0; i < r->fk->ncolumns; i++)
+            if (str_eq(r->fk->columns[i], hint)) return true;
+    return false;
+}
+
+/* Finds the one relationship from t to `name` (a relation in t's schema or exposed). */
+static int find_rel(rest_build_t *x, const rest_select_t *it, str_t hint, rel_t *out)
+{
+    const db_schema_t *s = x->schema;
+    const db_table_t *t = x->table;
+    rel_t found[16];
+    size_t n = 0;
+    for (size_t i = 0; i < s->nfks && n < 16; i++) {
+        const db_fk_t *f = &s->fks[i];
+        /* many-to-one: t references name */
+        if (fk_from(f, t) && str_eq(f->ftable, it->name)) {
+            const db_table_t *tg = db_schema_table(s, f->fschema, f->ftable);
+            rel_t r = {REL_M2O, f, NULL, tg};
+            if (tg && hint_matches(&r, hint)) found[n++] = r;
+        }
+        /* one-to-many: name references t */
+        if (fk_to(f, t) && str_eq(f->table, it->name) && n < 16) {
+            const db_table_t *tg = db_schema_table(s, f->schema, f->table);
+            rel_t r = {REL_O2M, f, NULL, tg};
+            if (tg && hint_matches(&r, hint)) found[n++] = r;
+        }
+    }
+    /* many-to-many through a junction table that references both */
+    for (size_t i = 0; i < s->nfks && n < 16; i++) {
+        const db_fk_t *f1 = &s->fks[i];
+        if (!fk_to(f1, t)) continue;
+        for (size_t k = 0; k < s->nfks && n < 16; k++) {
+            const db_fk_t *f2 = &s->fks[k];
+            if (k == i || !str_eq(f2->schema, f1->schema) || !str_eq(f2->table, f1->table)) continue;
+            if (!str_eq(f2->ftable, it->name)) continue;
+            const db_table_t *tg = db_schema_table(s, f2->fschema, f2->ftable);
+            rel_t r = {REL_M2M, f1, f2, tg};
+            if (tg && hint_matches(&r, hint)) found[n++] = r;
+        }
+    }
+    if (n == 1) {
+        *out = found[0];
+        return CORE_OK;
+    }
+    core_buf_t m;
+    core_buf_init(&m, 8192);
+    if (n == 0) {
+        *x->err = core_err_make(400, "PGRST200", NULL, STR_NULL);
+        core_buf_appendf(&m, "Could not find a relationship between '%.*s' and '%.*s' in the schema cache",
+                         STR_FMT(t->name), (int)(it->name.len > 200 ? 200 : it->name.len), it->name.ptr);
+    } else {
+        *x->err = core_err_make(300, "PGRST201", NULL, STR_NULL);
+        core_buf_appendf(&m, "Could not embed because more than one relationship was found for '%.*s' and '%.*s'",
+                         STR_FMT(t->name), (int)(it->name.len > 200 ? 200 : it->name.len), it->name.ptr);
+        core_buf_t d;
+        core_buf_init(&d, 8192);
+        for (size_t i = 0; i < n; i++)
+            core_buf_appendf(&d, "%s%.*s (%s)", i ? ", " : "", STR_FMT(found[i].fk2 ? found[i].fk2->name : found[i].fk->name),
+                             found[i].kind == REL_M2O ? "many-to-one" : found[i].kind == REL_O2M ? "one-to-many" : "many-to-many");
+        char *dd = core_buf_status(&d) == CORE_OK ? core_arena_strdup(x->arena, core_buf_str(&d)) : NULL;
+        core_buf_free(&d);
+        x->err->details = str_from_cstr(dd);
+        x->err->hint = STR_LIT("Try changing the embed to one of the relationships above with '!<name>'");
+    }
+    char *msg = core_buf_status(&m) == CORE_OK ? core_arena_strdup(x->arena, core_buf_str(&m)) : NULL;
+    core_buf_free(&m);
+    x->err->message = msg ? str_from_cstr(msg) : STR_LIT("relationship error");
+    return CORE_EINVAL;
+}
+
+/* Re-roots embedded parameters: "key.rest" becomes "rest", "key" becomes the top level. */
+static bool reroot(str_t embed, str_t key, str_t *out)
+{
+    if (!embed.ptr) return false;
+    if (str_eq(embed, key)) {
+        *out = STR_NULL;
+        return true;
+    }
+    if (embed.len > key.len && str_starts_with(embed, key) && embed.ptr[key.len] == '.') {
+        *out = (str_t){embed.ptr + key.len + 1, embed.len - key.len - 1};
+        return true;
+    }
+    return false;
+}
+
+static int child_query(core_arena_t *a, const rest_query_t *q, const rest_select_t *it, rest_query_t *cq)
+{
+    str_t key = it->alias.ptr ? it->alias : it->name;
+    memset(cq, 0, sizeof(*cq));
+    cq->select = it->children;
+    cq->nselect = it->nchildren;
+    cq->limit = -1;
+    cq->filters = core_arena_alloc(a, (q->nfilters + 1) * sizeof(rest_filter_t));
+    cq->logic = core_arena_alloc(a, (q->nlogic + 1) * sizeof(rest_logic_t *));
+    cq->order = core_arena_alloc(a, (q->norder + 1) * sizeof(rest_order_t));
+    cq->pages = core_arena_alloc(a, (q->npages + 1) * sizeof(rest_embed_page_t));
+    if (!cq->filters || !cq->logic || !cq->order || !cq->pages) return CORE_ENOMEM;
+    str_t rest;
+    for (size_t i = 0; i < q->nfilters; i++) {
+        if (!reroot(q->filters[i].embed, key, &rest) && !(it->alias.ptr && reroot(q->filters[i].embed, it->name, &rest))) continue;
+        cq->filters[cq->nfilters] = q->filters[i];
+        cq->filters[cq->nfilters++].embed = rest;
+    }
+    for (size_t i = 0; i < q->nlogic; i++) {
+        if (!reroot(q->logic[i]->embed, key, &rest)) continue;
+        rest_logic_t *l = core_arena_alloc(a, sizeof(*l));
+        if (!l) return CORE_ENOMEM;
+        *l = *q->logic[i];
+        l->embed = rest;
+        cq->logic[cq->nlogic++] = l;
+    }
+    for (size_t i = 0; i < q->norder; i++) {
+        if (!reroot(q->order[i].embed, key, &rest)) continue;
+        cq->order[cq->norder] = q->order[i];
+        cq->order[cq->norder++].embed = rest;
+    }
+    for (size_t i = 0; i < q->npages; i++) {
+        if (!reroot(q->pages[i].embed, key, &rest)) continue;
+        if (!rest.ptr) {
+            cq->limit = q->pages[i].limit;
+            cq->offset = q->pages[i].offset;
+        } else {
+            cq->pages[cq->npages] = q->pages[i];
+            cq->pages[cq->npages++].embed = rest;
+        }
+    }
+    return CORE_OK;
+}
+
+static void append_join(core_buf_t *b, const char *left, const str_t *lcols, const char *right, const str_t *rcols, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i) core_buf_append_cstr(b, " and ");
+        core_buf_append_cstr(b, left);
+        core_buf_append_char(b, '.');
+        rest_sql_ident(b, lcols[i]);
+        core_buf_append_cstr(b, " = ");
+        core_buf_append_cstr(b, right);
+        core_buf_append_char(b, '.');
+        rest_sql_ident(b, rcols[i]);
+    }
+}
+
+static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it)
+{
+    if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
+    rel_t r;
+    int rc = find_rel(x, it, it->hint, &r);
+    if (rc != CORE_OK) return rc;
+    rest_query_t cq;
+    if ((rc = child_query(x->arena, q, it, &cq)) != CORE_OK) return rc;
+
+    int id = ++*x->next_alias;
+    char *alias = core_arena_alloc(x->arena, 32);
+    if (!alias) return CORE_ENOMEM;
+    snprintf(alias, 32, "pgrst_%d", id);
+    rest_build_t cx = *x;
+    cx.table = r.target;
+    cx.alias = alias;
+    core_buf_t *b = x->b;
+
+    core_buf_append_cstr(b, r.kind == REL_M2O ? "(select row_to_json(pgrst_e) from (select "
+                                              : "(select coalesce(json_agg(pgrst_e), '[]') from (select ");
+    rc = rest_build_select(&cx, &cq);
+    if (rc != CORE_OK) return rc;
+    rest_build_from(&cx);
+    core_buf_append_cstr(b, " where ");
+    if (r.kind == REL_M2O) {
+        append_join(b, alias, r.fk->fcolumns, x->alias, r.fk->columns, r.fk->ncolumns);
+    } else if (r.kind == REL_O2M) {
+        append_join(b, alias, r.fk->columns, x->alias, r.fk->fcolumns, r.fk->ncolumns);
+    } else {
+        core_buf_append_cstr(b, "exists (select 1 from ");
+        rest_sql_ident(b, r.fk->schema);
+        core_buf_append_char(b, '.');
+        rest_sql_ident(b, r.fk->table);
+        core_buf_append_cstr(b, " as pgrst_j where ");
+        append_join(b, "pgrst_j", r.fk->columns, x->alias, r.fk->fcolumns, r.fk->ncolumns);
+        core_buf_append_cstr(b, " and ");
+        append_join(b, "pgrst_j", r.fk2->columns, alias, r.fk2->fcolumns, r.fk2->ncolumns);
+        core_buf_append_char(b, ')');
+    }
+    /* the child's own conditions, with its parameters numbered after the parent's so far */
+    if ((rc = rest_build_conds(&cx, &cq, " and ")) != CORE_OK) return rc;
+    if ((rc = rest_build_order(&cx, &cq)) != CORE_OK) return rc;
+    if (cq.limit >= 0) core_buf_appendf(b, " limit %ld", cq.limit);
+    if (cq.offset > 0) core_buf_appendf(b, " offset %ld", cq.offset);
+    core_buf_append_cstr(b, ") pgrst_e) as ");
+    rest_sql_ident(b, it->alias.ptr ? it->alias : it->name);
+    /* parameters were added through cx; carry its counters back */
+    x->params = cx.params;
+    x->nparams = cx.nparams;
+    x->cap = cx.cap;
+    return CORE_OK;
 }
 
 int rest_build_select(rest_build_t *x, const rest_query_t *q)
 {
-    if (q->nselect == 0) {
+    bool any = false;
+    for (size_t i = 0; i < q->nselect; i++)
+        if (!q->select[i].is_embed || q->select[i].nchildren) any = true;
+    if (!any) {
         core_buf_append_char(x->b, '*');
         return CORE_OK;
     }
+    size_t n = 0;
     for (size_t i = 0; i < q->nselect; i++) {
         const rest_select_t *s = &q->select[i];
-        if (i) core_buf_append_cstr(x->b, ", ");
-        if (s->is_embed)
-            return rest_build_unsupported(x, "Embedding related resources is not supported yet");
+        if (s->is_embed && s->nchildren == 0) continue; /* rel(): used for filtering only */
+        if (n++) core_buf_append_cstr(x->b, ", ");
+        if (s->is_embed) {
+            int rc = build_embed(x, q, s);
+            if (rc != CORE_OK) return rc;
+            continue;
+        }
         if (s->star) {
             core_buf_append_char(x->b, '*');
             continue;
@@ -287,7 +551,10 @@ int rest_build_order(rest_build_t *x, const rest_query_t *q)
     size_t n = 0;
     for (size_t i = 0; i < q->norder; i++) {
         const rest_order_t *o = &q->order[i];
-        if (o->embed.ptr) return rest_build_unsupported(x, "Ordering embedded resources is not supported yet");
+        if (o->embed.ptr) {
+            if (!embeds(q, o->embed)) return not_embedded(x, o->embed);
+            continue; /* applied inside the embed */
+        }
         core_buf_append_cstr(x->b, n++ ? ", " : " order by ");
         int rc = rest_build_column(x, o->column);
         if (rc != CORE_OK) return rc;
@@ -298,13 +565,14 @@ int rest_build_order(rest_build_t *x, const rest_query_t *q)
     return CORE_OK;
 }
 
-int rest_sql_read(core_arena_t *a, const db_table_t *t, const rest_query_t *q, int count, long max_rows,
-                  rest_stmt_t *out, core_err_t *err)
+int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *t, const rest_query_t *q, int count,
+                  long max_rows, rest_stmt_t *out, core_err_t *err)
 {
     core_buf_t b, where;
     core_buf_init(&b, SQL_MAX);
     core_buf_init(&where, SQL_MAX);
-    rest_build_t x = {.arena = a, .table = t, .b = &b, .err = err};
+    int next_alias = 0;
+    rest_build_t x = {.arena = a, .table = t, .b = &b, .err = err, .schema = schema, .next_alias = &next_alias};
     int rc;
 
     /* The conditions are built once and used twice when an exact count is wanted. */
@@ -322,6 +590,7 @@ int rest_sql_read(core_arena_t *a, const db_table_t *t, const rest_query_t *q, i
         core_buf_append_cstr(&b, ", null::bigint");
     }
     core_buf_append_cstr(&b, " from (select ");
+    x.alias = "pgrst_0";
     if ((rc = rest_build_select(&x, q)) != CORE_OK) goto out;
     rest_build_from(&x);
     core_buf_append_str(&b, core_buf_str(&where));

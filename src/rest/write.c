@@ -55,7 +55,7 @@ static int column_missing(write_call_t *w, core_err_t *err, str_t name)
 static int form_to_json(core_arena_t *a, str_t body, str_t *out)
 {
     core_buf_t b;
-    core_buf_init(&b, SQL_MAX * 16);
+    core_buf_init(&b, (size_t)SQL_MAX * 16);
     core_buf_append_char(&b, '{');
     size_t start = 0, n = 0;
     int rc = CORE_OK;
@@ -231,6 +231,7 @@ static int build_outer(write_call_t *w, rest_build_t *x, const rest_query_t *q)
     }
     if (!any) core_buf_append_cstr(b, "null::int");
     core_buf_append_cstr(b, " from (select ");
+    x->alias = "pgrst_source";
     int rc = rest_build_select(x, q);
     if (rc != CORE_OK) return rc;
     core_buf_append_cstr(b, " from pgrst_source");
@@ -286,7 +287,8 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
     core_arena_t *a = w->req->arena;
     core_buf_t b;
     core_buf_init(&b, SQL_MAX);
-    rest_build_t x = {.arena = a, .table = w->table, .b = &b, .err = err};
+    int next_alias = 0;
+    rest_build_t x = {.arena = a, .table = w->table, .b = &b, .err = err, .schema = w->env->schema, .next_alias = &next_alias};
     json_t *root = NULL;
     int rc = CORE_OK;
     const db_table_t *t = w->table;
@@ -353,7 +355,7 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
                     str_t part = {w->req->query.ptr + start, i - start};
                     start = i + 1;
                     if (str_starts_with(part, STR_LIT("on_conflict="))) {
-                        if ((rc = rest_url_decode(a, (str_t){part.ptr + 12, part.len - 12}, &oc)) != CORE_OK) {
+                        if (rest_url_decode(a, (str_t){part.ptr + 12, part.len - 12}, &oc) != CORE_OK) {
                             *err = core_err_make(400, "PGRST100", "invalid on_conflict", STR_NULL);
                             rc = CORE_EINVAL;
                             goto out;
@@ -461,7 +463,7 @@ static str_t location_header(write_call_t *w, const char *keys_json, size_t len)
         return STR_NULL;
     }
     core_buf_t b;
-    core_buf_init(&b, 64 * 1024);
+    core_buf_init(&b, (size_t)64 * 1024);
     core_buf_append_char(&b, '/');
     core_buf_append_str(&b, t->name);
     for (size_t i = 0; i < t->npk; i++) {
@@ -590,9 +592,11 @@ void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, in
     str_t body = req->body;
     if (!w->is_delete) {
         str_t ct = http_req_header(req, STR_LIT("Content-Type"));
-        long semi = ct.ptr ? str_find_char(ct, ';') : -1;
-        if (semi >= 0) ct.len = (size_t)semi;
-        while (ct.len && ct.ptr[ct.len - 1] == ' ') ct.len--;
+        if (ct.ptr) {
+            long semi = str_find_char(ct, ';');
+            if (semi >= 0) ct.len = (size_t)semi;
+            while (ct.len && ct.ptr[ct.len - 1] == ' ') ct.len--;
+        }
         if (ct.ptr && str_eq_nocase(ct, STR_LIT("application/x-www-form-urlencoded"))) {
             if (form_to_json(req->arena, req->body, &body) != CORE_OK) {
                 rest_respond_simple(req, 400, "PGRST102", "Invalid form body", STR_NULL);

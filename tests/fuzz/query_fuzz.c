@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rest_parse_query(a, qs, &q, &err) == CORE_OK) {
         rest_stmt_t st;
         core_err_t e2 = {0};
-        (void)rest_sql_read(a, &TABLE, &q, (int)(size % 3), (long)(size % 7) - 1, &st, &e2);
+        (void)rest_sql_read(a, NULL, &TABLE, &q, (int)(size % 3), (long)(size % 7) - 1, &st, &e2);
     }
     core_arena_destroy(a);
     return 0;

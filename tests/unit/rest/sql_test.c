@@ -15,7 +15,7 @@ static rest_stmt_t build(const char *qs, int count, long max_rows, int expect_rc
     rest_stmt_t st = {0};
     *e = (core_err_t){0};
     CHECK_INT(rest_parse_query(A, str_from_cstr(qs), &q, e), CORE_OK);
-    CHECK_INT(rest_sql_read(A, &T, &q, count, max_rows, &st, e), expect_rc);
+    CHECK_INT(rest_sql_read(A, NULL, &T, &q, count, max_rows, &st, e), expect_rc);
     return st;
 }
 
@@ -25,7 +25,7 @@ static void test_read(void)
     rest_stmt_t st = build("select=id,t:title&id=gt.3&title=like.*x*&order=id.desc&limit=5&offset=10", 0, -1, CORE_OK, &e);
     CHECK_STR(str_from_cstr(st.sql),
               "select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint from (select \"id\", "
-              "\"title\" as \"t\" from \"public\".\"books\" where \"id\" > $1 and \"title\" like $2 order by "
+              "\"title\" as \"t\" from \"public\".\"books\" as pgrst_0 where \"id\" > $1 and \"title\" like $2 order by "
               "\"id\" desc limit $3::bigint offset $4::bigint) _s");
     CHECK_INT(st.nparams, 4);
     CHECK_STR(str_from_cstr(st.params[1]), "%x%");
@@ -35,7 +35,7 @@ static void test_read(void)
     CHECK_STR(str_from_cstr(st.sql),
               "select coalesce(json_agg(_s), '[]')::text, count(*), (select count(*) from \"public\".\"books\" "
               "where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null)) from (select * from "
-              "\"public\".\"books\" where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null) limit "
+              "\"public\".\"books\" as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null) limit "
               "$3::bigint) _s");
     CHECK_STR(str_from_cstr(st.params[0]), "{\"1\",\"2\",\"a\\\"b\"}");
 
