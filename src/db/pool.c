@@ -76,6 +76,7 @@ typedef struct db_conn {
     unsigned nstmts;
     int next_stmt_id;
     bool logged_failure;
+    bool maybe_input; /* libpq may have read results while sending: look before sleeping */
 } db_conn_t;
 
 struct db_pool {
@@ -102,6 +103,8 @@ static void conn_fail(db_conn_t *c, const char *why);
 static void conn_start_connect(db_conn_t *c);
 static void pool_dispatch(db_pool_t *p);
 static void pool_maybe_finish_close(db_pool_t *p);
+static void dispatch_cb(uv_check_t *h);
+static bool conn_read_results(db_conn_t *c);
 
 static void notice_ignore(void *arg, const char *msg)
 {
@@ -257,6 +260,11 @@ static void job_complete(db_pool_t *p, db_job_t *j)
 
 static void conn_flush(db_conn_t *c)
 {
+    /* When the socket is full, libpq reads input while it sends (to avoid a deadlock), so
+     * results may now sit in its buffer with no readable event to come. The pool's check
+     * handle looks at such connections before the loop sleeps again. */
+    c->maybe_input = true;
+    if (!uv_is_closing((uv_handle_t *)&c->pool->dispatch)) uv_check_start(&c->pool->dispatch, dispatch_cb);
     int r = PQflush(c->pg);
     if (r < 0) {
         conn_fail(c, PQerrorMessage(c->pg));
@@ -619,10 +627,26 @@ static void pool_dispatch(db_pool_t *p)
     }
     for (unsigned i = 0; i < p->nconns && i < 64; i++)
         if (wrote[i] && p->conns[i].state == CS_READY) conn_flush(&p->conns[i]);
-    if (!p->wait_head) uv_check_stop(&p->dispatch);
 }
 
-static void dispatch_cb(uv_check_t *h) { pool_dispatch(h->data); }
+static void dispatch_cb(uv_check_t *h)
+{
+    db_pool_t *p = h->data;
+    if (p->closing) {
+        uv_check_stop(&p->dispatch);
+        return;
+    }
+    pool_dispatch(p);
+    for (unsigned i = 0; i < p->nconns; i++) {
+        db_conn_t *c = &p->conns[i];
+        if (!c->maybe_input) continue;
+        c->maybe_input = false;
+        if ((c->state == CS_READY || c->state == CS_SETUP) && c->ring_len > 0) (void)conn_read_results(c);
+    }
+    bool again = p->wait_head != NULL;
+    for (unsigned i = 0; i < p->nconns && !again; i++) again = p->conns[i].maybe_input;
+    if (!again) uv_check_stop(&p->dispatch);
+}
 
 static void acquire_timer_cb(uv_timer_t *t)
 {
@@ -699,7 +723,7 @@ int db_pool_submit(db_pool_t *p, const db_request_t *req, db_done_fn done, void 
     else p->wait_head = j;
     p->wait_tail = j;
     p->nwaiting++;
-    uv_check_start(&p->dispatch, dispatch_cb);
+    if (!uv_is_closing((uv_handle_t *)&p->dispatch)) uv_check_start(&p->dispatch, dispatch_cb);
     return CORE_OK;
 }
 

@@ -1,0 +1,6 @@
+-- W1: one row by primary key. GET /bench_items?id=eq.N, N uniform in 1..100000.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
+
+function request()
+   return wrk.format("GET", "/bench_items?id=eq." .. math.random(1, 100000))
+end
