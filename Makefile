@@ -16,7 +16,9 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@set -o pipefail; cmake --build $(BUILD) -j$(JOBS) 2>&1 | { grep -vE '^\[|^g?make' || true; }
 
-run: deps build
+run: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@set -o pipefail; cmake --build $(BUILD) -j$(JOBS) --target strata 2>&1 | { grep -vE '^\[|^g?make' || true; }
 	$(BUILD)/strata serve --demo
 
 test: deps

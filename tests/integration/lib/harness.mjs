@@ -86,7 +86,9 @@ export async function startPostgres({ fixture } = {}) {
     if not exists (select 1 from pg_roles where rolname='authenticated') then create role authenticated nologin; end if;
     if not exists (select 1 from pg_roles where rolname='authenticator') then create role authenticator login noinherit; end if;
   end $$; grant anon, authenticated to authenticator;`);
-  if (fixture) pg.psqlFile(fixture);
+  if (fixture) {
+    try { pg.psqlFile(fixture); } catch (e) { pg.cleanup(); throw e; }
+  }
   return pg;
 }
 
