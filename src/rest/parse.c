@@ -369,6 +369,16 @@ static int parse_select_item(core_arena_t *a, str_t s, rest_select_t *it, int de
         if (bang >= 0) {
             it->hint = (str_t){head.ptr + bang + 1, head.len - (size_t)bang - 1};
             head.len = (size_t)bang;
+            /* the join type comes last: rel!inner, rel!fk!inner, rel!left */
+            str_t h = it->hint;
+            long b2 = str_find_char(h, '!');
+            str_t last = b2 >= 0 ? (str_t){h.ptr + b2 + 1, h.len - (size_t)b2 - 1} : h;
+            if (str_eq(last, STR_LIT("inner")) || str_eq(last, STR_LIT("left"))) {
+                it->inner = str_eq(last, STR_LIT("inner"));
+                it->hint = b2 >= 0 ? (str_t){h.ptr, (size_t)b2} : STR_NULL;
+            }
+            if (it->hint.ptr && (it->hint.len == 0 || str_find_char(it->hint, '!') >= 0))
+                return parse_err(a, err, "failed to parse select parameter", orig, "expected rel!hint!inner");
         }
         it->is_embed = true;
         it->name = head;

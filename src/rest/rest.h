@@ -59,7 +59,8 @@ struct rest_select {
     str_t name;     /* column or relation */
     str_t alias;    /* ptr NULL when none */
     str_t cast;     /* ptr NULL when none */
-    str_t hint;     /* "!hint" of an embed */
+    str_t hint;     /* "!hint" of an embed (ptr NULL when none) */
+    bool inner;     /* "!inner": only parents with a matching child */
     rest_select_t *children; /* embed's own select list */
     size_t nchildren;
 };

@@ -251,9 +251,18 @@ static int not_embedded(rest_build_t *x, str_t path)
     return CORE_EINVAL;
 }
 
+static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, bool as_value);
+
 int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
 {
     size_t n = 0;
+    /* rel!inner: only rows with a matching (filtered) child */
+    for (size_t i = 0; i < q->nselect; i++) {
+        if (!q->select[i].is_embed || !q->select[i].inner) continue;
+        core_buf_append_cstr(x->b, n++ ? " and " : prefix);
+        int rc = build_embed(x, q, &q->select[i], true);
+        if (rc != CORE_OK) return rc;
+    }
     for (size_t i = 0; i < q->nfilters; i++) {
         if (q->filters[i].embed.ptr) {
             if (!embeds(q, q->filters[i].embed)) return not_embedded(x, q->filters[i].embed);
@@ -456,7 +465,7 @@ static void append_join(core_buf_t *b, const char *left, const str_t *lcols, con
     }
 }
 
-static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it)
+static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, bool as_value)
 {
     if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
     rel_t r;
@@ -474,6 +483,7 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     cx.alias = alias;
     core_buf_t *b = x->b;
 
+    if (as_value) core_buf_append_cstr(b, r.kind == REL_M2O ? "(" : "json_array_length(");
     core_buf_append_cstr(b, r.kind == REL_M2O ? "(select row_to_json(pgrst_e) from (select "
                                               : "(select coalesce(json_agg(pgrst_e), '[]') from (select ");
     rc = rest_build_select(&cx, &cq);
@@ -500,8 +510,12 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     if ((rc = rest_build_order(&cx, &cq)) != CORE_OK) return rc;
     if (cq.limit >= 0) core_buf_appendf(b, " limit %ld", cq.limit);
     if (cq.offset > 0) core_buf_appendf(b, " offset %ld", cq.offset);
-    core_buf_append_cstr(b, ") pgrst_e) as ");
-    rest_sql_ident(b, it->alias.ptr ? it->alias : it->name);
+    core_buf_append_cstr(b, ") pgrst_e)");
+    if (as_value) core_buf_append_cstr(b, r.kind == REL_M2O ? ") is not null" : ") > 0");
+    if (!as_value) {
+        core_buf_append_cstr(b, " as ");
+        rest_sql_ident(b, it->alias.ptr ? it->alias : it->name);
+    }
     /* parameters were added through cx; carry its counters back */
     x->params = cx.params;
     x->nparams = cx.nparams;
@@ -524,7 +538,7 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q)
         if (s->is_embed && s->nchildren == 0) continue; /* rel(): used for filtering only */
         if (n++) core_buf_append_cstr(x->b, ", ");
         if (s->is_embed) {
-            int rc = build_embed(x, q, s);
+            int rc = build_embed(x, q, s, false);
             if (rc != CORE_OK) return rc;
             continue;
         }
@@ -576,6 +590,7 @@ int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *
     int rc;
 
     /* The conditions are built once and used twice when an exact count is wanted. */
+    x.alias = "pgrst_0";
     x.b = &where;
     if ((rc = rest_build_where(&x, q)) != CORE_OK) goto out;
     x.b = &b;
