@@ -11,7 +11,6 @@
 #define JSON_CT "application/json; charset=utf-8"
 #define OBJECT_CT "application/vnd.pgrst.object+json; charset=utf-8"
 
-enum { ACCEPT_JSON, ACCEPT_OBJECT, ACCEPT_OPENAPI };
 
 typedef struct {
     http_req_t *req;
@@ -82,7 +81,7 @@ str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...)
 /* ---- negotiation ------------------------------------------------------------------------ */
 
 /* Picks a representation from Accept; -1 when none is acceptable (PGRST107). */
-static int negotiate(str_t accept, bool root)
+int rest_negotiate(str_t accept, bool root)
 {
     if (!accept.ptr || accept.len == 0) return root ? ACCEPT_OPENAPI : ACCEPT_JSON;
     size_t start = 0;
@@ -162,7 +161,7 @@ void rest_prefer_parse(const http_req_t *req, rest_prefer_t *p)
 
 /* Range: 0-19 (items). Returns false on a malformed header (it is then ignored, as in
  * PostgREST); sets *lo and *hi (-1 when open-ended). */
-static bool parse_range(str_t v, long *lo, long *hi)
+bool rest_parse_range(str_t v, long *lo, long *hi)
 {
     if (str_starts_with(v, STR_LIT("items="))) {
         v.ptr += 6;
@@ -422,7 +421,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
     if (rc == CORE_OK) {
         long lo, hi;
         str_t range = http_req_header(req, STR_LIT("Range"));
-        if (range.ptr && parse_range(range, &lo, &hi)) {
+        if (range.ptr && rest_parse_range(range, &lo, &hi)) {
             if (hi >= 0 && hi < lo) {
                 rest_respond_simple(req, 416, "PGRST103", "Requested range not satisfiable",
                                STR_LIT("The lower boundary must be lower than or equal to the upper boundary in the Range header."));
@@ -478,7 +477,7 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         rest_respond_simple(req, 401, "PGRST302", "Anonymous access is disabled", STR_NULL);
         return;
     }
-    int accept = negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
+    int accept = rest_negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
     if (accept < 0) {
         rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
                        http_req_header(req, STR_LIT("Accept")));

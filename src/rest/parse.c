@@ -257,7 +257,7 @@ static int parse_op_value(core_arena_t *a, str_t s, rest_filter_t *f, core_err_t
 
 static bool valid_field_name(str_t s)
 {
-    if (s.len == 0 || s.len > (size_t)63 * 4) return false;
+    if (!s.ptr || s.len == 0 || s.len > (size_t)63 * 4) return false;
     for (size_t i = 0; i < s.len; i++)
         if (s.ptr[i] == '(' || s.ptr[i] == ')' || s.ptr[i] == ',' || s.ptr[i] == '"' ||
             s.ptr[i] == ':')

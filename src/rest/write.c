@@ -21,7 +21,6 @@
 #define SQL_MAX (1u << 20)
 #define ASSERT_MARK "STRATA:"
 
-enum { ACCEPT_JSON = 0, ACCEPT_OBJECT = 1 };
 
 typedef struct {
     http_req_t *req;
