@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "app/app.h"
+#include "auth/auth.h"
 #include "db/db.h"
 #include "db/embedded.h"
 #include "db/listener.h"
@@ -48,6 +49,7 @@ struct app {
     uv_async_t worker_done;
     db_embedded_t *embedded;
     db_listener_t *listener;
+    auth_jwt_t *jwt;
     worker_t *workers;
     unsigned nworkers;
     const char *conninfo;
@@ -264,6 +266,8 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     db_schema_unref(w->env.schema);
     w->env.schema = NULL;
+    auth_cache_free(w->env.jwt_cache);
+    w->env.jwt_cache = NULL;
 }
 
 static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
@@ -287,6 +291,8 @@ static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
     if (rc != CORE_OK) return rc;
     w->env.cfg = cfg;
     w->env.pool = w->pool;
+    w->env.jwt = app->jwt;
+    w->env.jwt_cache = auth_cache_create_for(app->jwt); /* NULL (no caching) when out of memory */
 
     http_limits_t lim;
     http_limits_default(&lim);
@@ -363,6 +369,7 @@ int app_serve(core_config_t *cfg)
 {
     app_t app = {0};
     char err[1024];
+    bool config_error = false;
     app.cfg = cfg;
     app.loop = uv_default_loop();
     app.exit_status = 1;
@@ -391,6 +398,12 @@ int app_serve(core_config_t *cfg)
     } else {
         app.conninfo = cfg->db_uri;
         admin_conninfo = cfg->db_admin_uri ? cfg->db_admin_uri : cfg->db_uri;
+    }
+
+    if (auth_jwt_config_create(cfg, &app.jwt, err, sizeof(err)) != CORE_OK) {
+        LOG_ERROR("configuration error: %s", err);
+        config_error = true;
+        goto fail;
     }
 
     if (db_migrate(admin_conninfo, cfg->demo, err, sizeof(err)) != CORE_OK) {
@@ -438,7 +451,7 @@ int app_serve(core_config_t *cfg)
 fail:
     begin_shutdown(&app);
     uv_run(app.loop, UV_RUN_DEFAULT);
-    app.exit_status = 1;
+    app.exit_status = config_error ? 2 : 1;
 done:
     for (unsigned i = 0; i < app.nworkers && app.workers; i++) {
         worker_t *w = &app.workers[i];
@@ -449,6 +462,7 @@ done:
     }
     if (app.listener) db_listener_stop(app.listener);
     if (app.embedded) db_embedded_free(app.embedded);
+    auth_jwt_free(app.jwt);
     db_schema_publish_clear();
     core_free(app.workers);
     uv_loop_close(app.loop);

@@ -40,6 +40,7 @@ struct http_req {
     uint64_t start_ns;   /* core_now_ns() when the request line arrived */
     const char *log_role; /* set by the handler for the access log; may stay NULL */
     void *internal;      /* owned by the http layer */
+    void *user;          /* the handler's per-request state (in the arena); NULL initially */
 };
 
 typedef void (*http_handler_fn)(http_req_t *req, void *udata);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "rest/rest_int.h"
 
 #define JSON_CT "application/json; charset=utf-8"
@@ -42,8 +43,10 @@ void rest_respond_error(http_req_t *req, const core_err_t *e)
     core_buf_init(&b, (size_t)64 * 1024);
     core_err_write_json(&b, e);
     h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(JSON_CT)};
-    if (e->status == 401)
-        h[n++] = (http_header_t){STR_LIT("WWW-Authenticate"), STR_LIT("Bearer")};
+    if (e->status == 401) {
+        str_t www = auth_www_authenticate(req->arena, e);
+        h[n++] = (http_header_t){STR_LIT("WWW-Authenticate"), www.ptr ? www : STR_LIT("Bearer")};
+    }
     if (core_buf_status(&b) != CORE_OK) {
         core_buf_free(&b);
         http_respond(req, 500, h, n, STR_LIT("{\"code\":\"PGRST000\",\"details\":null,\"hint\":null,\"message\":\"out of memory\"}"));
@@ -217,6 +220,8 @@ static void clear_result(void *p) { PQclear(p); }
 core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authenticated)
 {
     core_err_t e = {0};
+    const rest_auth_t *au = req->user;
+    if (au) authenticated = au->authenticated;
     switch (err->kind) {
     case DB_ERR_ACQUIRE:
         e = core_err_make(504, "PGRST003", err->message, STR_NULL);
@@ -240,12 +245,15 @@ core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authentica
 int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool read_only, bool rollback,
                 db_done_fn done, void *arg)
 {
-    const char *role = env->cfg->db_anon_role;
-    req->log_role = role;
-    str_t claims = rest_arena_printf(req->arena, "{\"role\":\"%s\"}", role);
+    const rest_auth_t *au = req->user;
+    if (!au) {
+        rest_respond_simple(req, 500, "PGRST000", "request without an identity", STR_NULL);
+        return CORE_EINVAL;
+    }
+    (void)env;
     db_request_t dr = {
-        .role = role,
-        .claims_json = claims.ptr,
+        .role = au->role,
+        .claims_json = au->claims_json,
         .method = core_arena_strdup(req->arena, req->method),
         .path = core_arena_strdup(req->arena, req->path),
         .headers_json = rest_headers_json(req),
@@ -446,6 +454,50 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
     rest_respond_error(req, &err);
 }
 
+/* Settles who the request runs as (req->user): the JWT's role, or db-anon-role. Answers
+ * the request itself (401/500) and returns nonzero when it may not run at all. */
+static int identify(rest_env_t *env, http_req_t *req)
+{
+    rest_auth_t *au = core_arena_zalloc(req->arena, sizeof(*au));
+    if (!au) {
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return CORE_ENOMEM;
+    }
+    str_t authz = http_req_header(req, STR_LIT("Authorization"));
+    const char *claims = NULL;
+    if (authz.ptr && env->jwt) {
+        auth_claims_t cl;
+        core_err_t e = {0};
+        if (auth_jwt_verify(env->jwt, env->jwt_cache, authz, req->arena, &cl, &e) != CORE_OK) {
+            rest_respond_error(req, &e);
+            return CORE_EINVAL;
+        }
+        au->role = cl.role;
+        au->authenticated = cl.role != NULL;
+        claims = cl.claims_json;
+    }
+    if (!au->role) {
+        if (!env->cfg->db_anon_role) {
+            core_err_t e = auth_err_anonymous_disabled();
+            rest_respond_error(req, &e);
+            return CORE_EINVAL;
+        }
+        au->role = env->cfg->db_anon_role;
+    }
+    if (!claims || !strcmp(claims, "{}")) {
+        str_t c = rest_arena_printf(req->arena, "{\"role\":\"%s\"}", au->role);
+        claims = c.ptr;
+    }
+    au->claims_json = claims;
+    if (!au->claims_json) {
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return CORE_ENOMEM;
+    }
+    req->user = au;
+    req->log_role = au->role;
+    return CORE_OK;
+}
+
 void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
 {
     bool get = str_eq(req->method, STR_LIT("GET")), head = str_eq(req->method, STR_LIT("HEAD"));
@@ -468,15 +520,7 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         respond_bad_schema(env, req);
         return;
     }
-    if (http_req_header(req, STR_LIT("Authorization")).ptr) {
-        rest_respond_simple(req, 401, "PGRST301", "JWT authentication is not implemented yet",
-                       STR_LIT("Strata does not verify tokens yet; send requests without Authorization to use the anonymous role."));
-        return;
-    }
-    if (!env->cfg->db_anon_role) {
-        rest_respond_simple(req, 401, "PGRST302", "Anonymous access is disabled", STR_NULL);
-        return;
-    }
+    if (identify(env, req) != CORE_OK) return;
     int accept = rest_negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
     if (accept < 0) {
         rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",

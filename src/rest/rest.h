@@ -140,6 +140,8 @@ typedef struct {
     const core_config_t *cfg;
     db_pool_t *pool;
     db_schema_t *schema; /* the worker's current snapshot; NULL until loaded */
+    const struct auth_jwt *jwt;   /* shared verifier (auth/auth.h) */
+    struct auth_cache *jwt_cache; /* this worker's verified-token cache */
 } rest_env_t;
 
 /* Handles a request whose path (after any "/rest/v1" prefix) is `path`. Always ends the

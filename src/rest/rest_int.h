@@ -71,6 +71,13 @@ bool rest_parse_range(str_t v, long *lo, long *hi);
 
 /* ---- responses and the database (handler.c) ----------------------------------------------- */
 
+/* Who a request runs as (req->user). */
+typedef struct {
+    const char *role;        /* the JWT's role or db-anon-role */
+    const char *claims_json; /* request.jwt.claims */
+    bool authenticated;      /* a JWT with a role was presented (42501 → 403 instead of 401) */
+} rest_auth_t;
+
 void rest_respond_error(http_req_t *req, const core_err_t *e);
 void rest_respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details);
 str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...) CORE_PRINTF(2, 3);

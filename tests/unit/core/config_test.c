@@ -35,6 +35,11 @@ static void test_defaults(void)
     CHECK_CSTR(cfg.db_schemas, "public");
     CHECK(cfg.db_anon_role == NULL);
     CHECK(cfg.jwt_secret == NULL);
+    CHECK(!cfg.jwt_secret_is_base64);
+    CHECK(cfg.jwt_aud == NULL);
+    CHECK_CSTR(cfg.jwt_role_claim_key, ".role");
+    CHECK_INT(cfg.jwt_cache_max_entries, 1000);
+    CHECK_INT(cfg.jwt_cache_max_lifetime_s, -1); /* unset: jwt-cache-max-entries decides */
     CHECK_CSTR(cfg.server_host, "!4");
     CHECK_INT(cfg.server_port, 3000);
     CHECK_INT(cfg.admin_server_port, -1); /* unset until validate */
@@ -79,6 +84,11 @@ static void test_file(void)
                        "strata-workers = \"4\"\n"
                        "strata-max-body-bytes = 1048576\n"
                        "strata-demo = true\n"
+                       "jwt-secret-is-base64 = true\n"
+                       "jwt-aud = \"api\"\n"
+                       "jwt-role-claim-key = \".app_metadata.\\\"role\\\"\"\n"
+                       "jwt-cache-max-entries = 0\n"
+                       "jwt-cache-max-lifetime = \"3600\"\n"
                        "db-pool = 30"; /* last line without newline; a repeated key wins */
     CHECK_INT(parse(&cfg, text, err, sizeof(err)), CORE_OK);
     CHECK_CSTR(err, "");
@@ -95,6 +105,11 @@ static void test_file(void)
     CHECK_INT(cfg.workers, 4);
     CHECK_INT(cfg.max_body_bytes, 1048576);
     CHECK(cfg.demo);
+    CHECK(cfg.jwt_secret_is_base64);
+    CHECK_CSTR(cfg.jwt_aud, "api");
+    CHECK_CSTR(cfg.jwt_role_claim_key, ".app_metadata.\"role\"");
+    CHECK_INT(cfg.jwt_cache_max_entries, 0);
+    CHECK_INT(cfg.jwt_cache_max_lifetime_s, 3600);
     CHECK_INT(core_config_validate(&cfg, err, sizeof(err)), CORE_OK);
     CHECK_INT(cfg.admin_server_port, 8081);
     core_config_free(&cfg);
@@ -172,6 +187,17 @@ static void test_file_errors(void)
                      "2000000)");
     check_file_error("strata-max-body-bytes = 0",
                      "config file line 1: strata-max-body-bytes: 0 is out of range (at least 1)");
+    check_file_error("jwt-role-claim-key = \"\"",
+                     "config file line 1: jwt-role-claim-key: must not be empty");
+    check_file_error("jwt-secret-is-base64 = yes",
+                     "config file line 1: jwt-secret-is-base64: \"yes\" is not a boolean (true "
+                     "or false)");
+    check_file_error("jwt-cache-max-entries = -1",
+                     "config file line 1: jwt-cache-max-entries: -1 is out of range (0 to "
+                     "1000000)");
+    check_file_error("jwt-cache-max-lifetime = -2",
+                     "config file line 1: jwt-cache-max-lifetime: -2 is out of range (-1 to "
+                     "2000000)");
     check_file_error("db-max-rows = -2",
                      "config file line 1: db-max-rows: -2 is out of range (at least -1)");
     /* Control bytes in a sample are made printable, long samples are cut. */
@@ -243,6 +269,11 @@ static void test_env(void)
         "STRATA_MAX_HEADER_BYTES=32768",
         "STRATA_STATEMENT_TIMEOUT_MS=1500",
         "STRATA_DEMO=1",
+        "PGRST_JWT_SECRET_IS_BASE64=true",
+        "PGRST_JWT_AUD=https://api.example.com",
+        "PGRST_JWT_ROLE_CLAIM_KEY=$.realm_access.roles[0]",
+        "PGRST_JWT_CACHE_MAX_ENTRIES=50",
+        "PGRST_JWT_CACHE_MAX_LIFETIME=0",
         "pgrst_server_port=1", /* names are case-sensitive */
         "PGRST_SERVER-PORT=1",
         "PGRST_STRATA_WORKERS=3", /* Strata's settings are only STRATA_* */
@@ -262,6 +293,11 @@ static void test_env(void)
     CHECK_INT(cfg.max_header_bytes, 32768);
     CHECK_INT(cfg.statement_timeout_ms, 1500);
     CHECK(cfg.demo);
+    CHECK(cfg.jwt_secret_is_base64);
+    CHECK_CSTR(cfg.jwt_aud, "https://api.example.com");
+    CHECK_CSTR(cfg.jwt_role_claim_key, "$.realm_access.roles[0]");
+    CHECK_INT(cfg.jwt_cache_max_entries, 50);
+    CHECK_INT(cfg.jwt_cache_max_lifetime_s, 0);
     CHECK_INT(core_config_validate(&cfg, err, sizeof(err)), CORE_OK);
     CHECK_INT(cfg.admin_server_port, 9091);
     core_config_free(&cfg);
@@ -283,6 +319,10 @@ static void test_env(void)
          "PGRST_LOG_LEVEL: \"trace\" is not a log level (crit, error, warn, info, debug)"},
         {"STRATA_KEEPALIVE_TIMEOUT=1.5", "STRATA_KEEPALIVE_TIMEOUT: \"1.5\" is not an integer"},
         {"STRATA_WORKERS=-1", "STRATA_WORKERS: -1 is out of range (0 to 256)"},
+        {"PGRST_JWT_SECRET_IS_BASE64=maybe",
+         "PGRST_JWT_SECRET_IS_BASE64: \"maybe\" is not a boolean (true or false)"},
+        {"PGRST_JWT_CACHE_MAX_LIFETIME=1h",
+         "PGRST_JWT_CACHE_MAX_LIFETIME: \"1h\" is not an integer"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *one[] = {(char *)(uintptr_t)cases[i].var, NULL};
@@ -349,6 +389,10 @@ static void test_validate(void)
     cfg.db_schemas = NULL;
     CHECK_INT(core_config_validate(&cfg, err, sizeof(err)), CORE_EINVAL);
     CHECK_CSTR(err, "db-schemas: must not be empty");
+    core_config_defaults(&cfg);
+    cfg.jwt_cache_max_entries = -5;
+    CHECK_INT(core_config_validate(&cfg, err, sizeof(err)), CORE_EINVAL);
+    CHECK_CSTR(err, "jwt-cache-max-entries: -5 is out of range (0 to 1000000)");
     core_config_free(&cfg);
 }
 
