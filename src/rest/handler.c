@@ -337,7 +337,10 @@ static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(JSON_CT)};
     }
     if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
-    if (c->count != REST_COUNT_NONE) h[n++] = (http_header_t){STR_LIT("Preference-Applied"), STR_LIT("count=exact")};
+    if (c->count != REST_COUNT_NONE)
+        h[n++] = (http_header_t){STR_LIT("Preference-Applied"), c->count == REST_COUNT_PLANNED     ? STR_LIT("count=planned")
+                                                                : c->count == REST_COUNT_ESTIMATED ? STR_LIT("count=estimated")
+                                                                                                   : STR_LIT("count=exact")};
     http_respond(req, status, h, n, body);
 }
 

@@ -256,7 +256,7 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
             break;
         }
         core_buf_append_cstr(&b, "select coalesce(json_agg(_s), '[]')::text, count(*), ");
-        if (c->count == REST_COUNT_EXACT) {
+        if (c->count != REST_COUNT_NONE) {
             core_buf_append_cstr(&b, "(select count(*) from pgrst_args, lateral ");
             core_buf_append_str(&b, core_buf_str(&call));
             core_buf_append_cstr(&b, " pgrst_call");

@@ -523,13 +523,24 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     return CORE_OK;
 }
 
+/* "alias.*" so that only the relation's columns come out (an RPC's FROM also holds its
+ * arguments). */
+static void append_star(rest_build_t *x)
+{
+    if (x->alias) {
+        core_buf_append_cstr(x->b, x->alias);
+        core_buf_append_char(x->b, '.');
+    }
+    core_buf_append_char(x->b, '*');
+}
+
 int rest_build_select(rest_build_t *x, const rest_query_t *q)
 {
     bool any = false;
     for (size_t i = 0; i < q->nselect; i++)
         if (!q->select[i].is_embed || q->select[i].nchildren) any = true;
     if (!any) {
-        core_buf_append_char(x->b, '*');
+        append_star(x);
         return CORE_OK;
     }
     size_t n = 0;
@@ -543,7 +554,7 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q)
             continue;
         }
         if (s->star) {
-            core_buf_append_char(x->b, '*');
+            append_star(x);
             continue;
         }
         int rc = rest_build_column(x, s->name);
@@ -596,7 +607,7 @@ int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *
     x.b = &b;
 
     core_buf_append_cstr(&b, "select coalesce(json_agg(_s), '[]')::text, count(*)");
-    if (count == REST_COUNT_EXACT) {
+    if (count != REST_COUNT_NONE) { /* planned and estimated are answered exactly */
         core_buf_append_cstr(&b, ", (select count(*)");
         rest_build_from(&x);
         core_buf_append_str(&b, core_buf_str(&where));

@@ -539,12 +539,17 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
     }
     core_buf_free(&pa);
 
-    if (w->is_post || w->is_put) {
-        h[n++] = (http_header_t){STR_LIT("Content-Range"), STR_LIT("*/*")};
-    } else {
-        str_t range = page > 0 ? rest_arena_printf(req->arena, "0-%ld/*", page - 1) : STR_LIT("*/*");
-        if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
-    }
+    /* With Prefer: count=..., the total is the number of affected rows (PostgREST's form). */
+    bool counted = w->pref.count != REST_COUNT_NONE;
+    str_t range;
+    if (w->is_post || w->is_put || w->is_delete || page == 0)
+        range = counted ? rest_arena_printf(req->arena, "*/%ld", page) : STR_LIT("*/*");
+    else
+        range = counted ? rest_arena_printf(req->arena, "0-%ld/%ld", page - 1, page)
+                        : rest_arena_printf(req->arena, "0-%ld/*", page - 1);
+    if (!w->is_post && !w->is_put && !counted && page > 0 && w->is_delete)
+        range = rest_arena_printf(req->arena, "0-%ld/*", page - 1);
+    if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
     if (ret == REST_RETURN_HEADERS_ONLY && w->is_post && !PQgetisnull(res, 0, 3)) {
         str_t loc = location_header(w, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
         if (loc.ptr) h[n++] = (http_header_t){STR_LIT("Location"), loc};

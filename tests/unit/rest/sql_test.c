@@ -34,7 +34,7 @@ static void test_read(void)
     st = build("id=in.(1,2,\"a\\\"b\")&or=(id.eq.1,title.is.null)", REST_COUNT_EXACT, 100, CORE_OK, &e);
     CHECK_STR(str_from_cstr(st.sql),
               "select coalesce(json_agg(_s), '[]')::text, count(*), (select count(*) from \"public\".\"books\" "
-              "as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null)) from (select * from "
+              "as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null)) from (select pgrst_0.* from "
               "\"public\".\"books\" as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null) limit "
               "$3::bigint) _s");
     CHECK_STR(str_from_cstr(st.params[0]), "{\"1\",\"2\",\"a\\\"b\"}");
