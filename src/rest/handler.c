@@ -107,6 +107,7 @@ int rest_negotiate(str_t accept, bool root)
         if (str_eq_nocase(m, STR_LIT("application/json")) || str_eq(m, STR_LIT("*/*")) ||
             str_eq_nocase(m, STR_LIT("application/*")))
             return ACCEPT_JSON;
+        if (str_eq_nocase(m, STR_LIT("text/csv"))) return ACCEPT_CSV;
         if (str_eq_nocase(m, STR_LIT("application/vnd.pgrst.object+json")) ||
             str_eq_nocase(m, STR_LIT("application/vnd.pgrst.object")))
             return ACCEPT_OBJECT;
@@ -333,6 +334,8 @@ static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
         }
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(OBJECT_CT)};
         status = 200;
+    } else if (c->accept == ACCEPT_CSV) {
+        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("text/csv; charset=utf-8")};
     } else {
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(JSON_CT)};
     }
@@ -430,6 +433,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
     core_err_t err = {0};
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
     if (rc == CORE_OK) {
+        q.csv = accept == ACCEPT_CSV;
         long lo, hi;
         str_t range = http_req_header(req, STR_LIT("Range"));
         if (range.ptr && rest_parse_range(range, &lo, &hi)) {
@@ -544,6 +548,11 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
             rest_respond_simple(req, 404, "PGRST125", "Invalid path specified in request URL", STR_NULL);
             return;
         }
+        if (accept == ACCEPT_CSV) {
+            rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
+                                STR_LIT("text/csv is available for reads"));
+            return;
+        }
         rest_handle_rpc(env, req, schema, fname, accept == ACCEPT_OBJECT ? 1 : 0);
         return;
     }
@@ -561,6 +570,11 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
     }
     if (get || head) {
         handle_read(env, req, t, accept);
+        return;
+    }
+    if (accept == ACCEPT_CSV) {
+        rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
+                            STR_LIT("text/csv is available for reads"));
         return;
     }
     if (str_eq(req->method, STR_LIT("POST")) || str_eq(req->method, STR_LIT("PATCH")) ||

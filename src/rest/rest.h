@@ -91,6 +91,7 @@ typedef struct {
     long offset;            /* 0 default */
     rest_embed_page_t *pages; /* limits and offsets of embedded resources */
     size_t npages;
+    bool csv;               /* set by the handler: build a text/csv body instead of JSON */
 } rest_query_t;
 
 /* Parses a raw query string (not yet percent-decoded) into q, allocating from a. Returns 0,

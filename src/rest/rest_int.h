@@ -64,7 +64,7 @@ typedef struct {
 void rest_prefer_parse(const http_req_t *req, rest_prefer_t *p);
 
 /* Accept negotiation: ACCEPT_* or -1 when nothing acceptable (PGRST107). */
-enum { ACCEPT_JSON = 0, ACCEPT_OBJECT = 1, ACCEPT_OPENAPI = 2 };
+enum { ACCEPT_JSON = 0, ACCEPT_OBJECT = 1, ACCEPT_OPENAPI = 2, ACCEPT_CSV = 3 };
 int rest_negotiate(str_t accept, bool root);
 /* Range: [items=]lo-[hi]; false when malformed (PostgREST then ignores it). */
 bool rest_parse_range(str_t v, long *lo, long *hi);
