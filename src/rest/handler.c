@@ -218,6 +218,25 @@ const char *rest_headers_json(http_req_t *req)
 
 static void clear_result(void *p) { PQclear(p); }
 
+bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int nfields)
+{
+    if (err) {
+        core_err_t e = rest_db_error(req, err, false);
+        rest_respond_error(req, &e);
+        return false;
+    }
+    if (core_arena_defer(req->arena, clear_result, res) != CORE_OK) {
+        PQclear(res);
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return false;
+    }
+    if (PQntuples(res) != 1 || PQnfields(res) < nfields) {
+        rest_respond_simple(req, 500, "PGRST000", "Unexpected result shape from the database", STR_NULL);
+        return false;
+    }
+    return true;
+}
+
 core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authenticated)
 {
     core_err_t e = {0};
@@ -276,20 +295,7 @@ static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
 {
     rest_call_t *c = arg;
     http_req_t *req = c->req;
-    if (err) {
-        core_err_t e = rest_db_error(req, err, c->authenticated);
-        rest_respond_error(req, &e);
-        return;
-    }
-    if (core_arena_defer(req->arena, clear_result, res) != CORE_OK) {
-        PQclear(res);
-        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQnfields(res) < 3) {
-        rest_respond_simple(req, 500, "PGRST000", "Unexpected result shape from the database", STR_NULL);
-        return;
-    }
+    if (!rest_take_result(req, res, err, 3)) return;
     str_t body = {PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)};
     long page = 0, total = -1;
     if (str_to_long((str_t){PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1)}, &page) != CORE_OK) page = 0;

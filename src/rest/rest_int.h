@@ -83,6 +83,9 @@ void rest_respond_simple(http_req_t *req, int status, const char *code, const ch
 str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...) CORE_PRINTF(2, 3);
 /* request.headers as JSON (lower-cased names), in the arena; NULL on OOM. */
 const char *rest_headers_json(http_req_t *req);
+/* The common start of every db callback: answers err, or registers res on the request
+ * arena and checks it is one row of at least nfields. True when the caller goes on. */
+bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int nfields);
 /* Maps a pool error to PostgREST's error (status, code, texts copied into the arena). */
 core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authenticated);
 

@@ -28,8 +28,6 @@ typedef struct {
     enum { RPC_ROWS, RPC_SCALAR, RPC_SCALARS, RPC_ROW, RPC_VOID } shape;
 } rpc_call_t;
 
-static void clear_result(void *p) { PQclear(p); }
-
 static bool is_in(const db_func_param_t *p) { return p->mode == 'i' || p->mode == 'b' || p->mode == 'v'; }
 
 static bool names_contain(str_t *names, size_t n, str_t x)
@@ -92,20 +90,7 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
 {
     rpc_call_t *c = arg;
     http_req_t *req = c->req;
-    if (err) {
-        core_err_t e = rest_db_error(req, err, false);
-        rest_respond_error(req, &e);
-        return;
-    }
-    if (core_arena_defer(req->arena, clear_result, res) != CORE_OK) {
-        PQclear(res);
-        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQnfields(res) < 3) {
-        rest_respond_simple(req, 500, "PGRST000", "Unexpected result shape from the database", STR_NULL);
-        return;
-    }
+    if (!rest_take_result(req, res, err, 3)) return;
     http_header_t h[10];
     size_t n = rest_cors_headers(req, h);
     if (c->shape == RPC_VOID) {

@@ -32,8 +32,6 @@ typedef struct {
     bool upsert;
 } write_call_t;
 
-static void clear_result(void *p) { PQclear(p); }
-
 /* ---- body shape ------------------------------------------------------------------------- */
 
 static int body_error(core_err_t *err, const char *msg, str_t details)
@@ -501,15 +499,7 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
         rest_respond_error(req, &e);
         return;
     }
-    if (core_arena_defer(req->arena, clear_result, res) != CORE_OK) {
-        PQclear(res);
-        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQnfields(res) < 4) {
-        rest_respond_simple(req, 500, "PGRST000", "Unexpected result shape from the database", STR_NULL);
-        return;
-    }
+    if (!rest_take_result(req, res, NULL, 4)) return;
     str_t body = {PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)};
     long page = 0;
     if (str_to_long((str_t){PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1)}, &page) != CORE_OK) page = 0;
