@@ -340,10 +340,34 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
             core_buf_append_cstr(&b, " (");
             build_col_list(&x, cols, ncols, NULL);
             core_buf_append_cstr(&b, ") select ");
-            build_col_list(&x, cols, ncols, NULL);
-            core_buf_append_cstr(&b, " from json_populate_recordset(null::");
-            build_table(&x);
-            core_buf_append_cstr(&b, ", $1::json)");
+            if (w->pref.missing_default && columns_param.ptr) {
+                /* Prefer: missing=default: a key absent from an object takes the column's
+                 * default (its expression from the catalog), not NULL. */
+                for (size_t i = 0; i < ncols; i++) {
+                    const db_column_t *col = db_table_column(t, cols[i]);
+                    if (i) core_buf_append_cstr(&b, ", ");
+                    if (col && col->default_expr.ptr) {
+                        core_buf_append_cstr(&b, "case when pgrst_r.j::jsonb ? ");
+                        if ((rc = rest_build_param(&x, cols[i])) != CORE_OK) goto out;
+                        core_buf_append_cstr(&b, " then pgrst_x.");
+                        rest_sql_ident(&b, cols[i]);
+                        core_buf_append_cstr(&b, " else ");
+                        core_buf_append_str(&b, col->default_expr); /* the catalog's own SQL */
+                        core_buf_append_cstr(&b, " end");
+                    } else {
+                        core_buf_append_cstr(&b, "pgrst_x.");
+                        rest_sql_ident(&b, cols[i]);
+                    }
+                }
+                core_buf_append_cstr(&b, " from json_array_elements($1::json) pgrst_r(j), lateral json_populate_record(null::");
+                build_table(&x);
+                core_buf_append_cstr(&b, ", pgrst_r.j) pgrst_x");
+            } else {
+                build_col_list(&x, cols, ncols, NULL);
+                core_buf_append_cstr(&b, " from json_populate_recordset(null::");
+                build_table(&x);
+                core_buf_append_cstr(&b, ", $1::json)");
+            }
             if (w->upsert) {
                 /* on_conflict= names the conflict target; the primary key otherwise. */
                 str_t oc = STR_NULL;
@@ -520,6 +544,8 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
     if (w->upsert && w->is_post && w->pref.resolution)
         core_buf_appendf(&pa, "%sresolution=%s", pa.len ? ", " : "",
                          w->pref.resolution == REST_RESOLUTION_MERGE ? "merge-duplicates" : "ignore-duplicates");
+    if (w->pref.missing_default && (w->is_post || w->is_put))
+        core_buf_appendf(&pa, "%smissing=default", pa.len ? ", " : "");
     if (w->pref.tx) core_buf_appendf(&pa, "%stx=%s", pa.len ? ", " : "", w->pref.tx == REST_TX_ROLLBACK ? "rollback" : "commit");
     if (w->pref.max_affected >= 0 && w->pref.strict && (w->is_patch || w->is_delete))
         core_buf_appendf(&pa, "%smax-affected=%ld", pa.len ? ", " : "", w->pref.max_affected);

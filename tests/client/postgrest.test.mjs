@@ -521,7 +521,7 @@ test('insert: bulk with .select(columns); keys missing from a row become NULL', 
   ]);
 });
 
-test('insert: bulk with defaultToNull: false → missing keys take column defaults', { todo: 'strata ignores Prefer: missing=default (missing keys are NULL)' }, async () => {
+test('insert: bulk with defaultToNull: false → missing keys take column defaults', async () => {
   const data = ok(await db.from('client_notes')
     .insert([{ title: 'dflt 1', tags: ['t'] }, { title: 'dflt 2' }], { defaultToNull: false })
     .select('title, tags'), 201);
