@@ -26,6 +26,7 @@ typedef struct {
     long offset;
     int count;
     enum { RPC_ROWS, RPC_SCALAR, RPC_SCALARS, RPC_ROW, RPC_VOID } shape;
+    bool row_as_object; /* one composite row, built as rows so select applies; sent as an object */
 } rpc_call_t;
 
 static bool is_in(const db_func_param_t *p) { return p->mode == 'i' || p->mode == 'b' || p->mode == 'v'; }
@@ -104,6 +105,16 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
         str_to_long((str_t){PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)}, &total) != CORE_OK)
         total = -1;
     int status = 200;
+    if (c->row_as_object) {
+        if (page == 0) body = STR_LIT("null");
+        else if (body.len >= 2 && body.ptr[0] == '[' && body.ptr[body.len - 1] == ']') {
+            body.ptr++;
+            body.len -= 2;
+        }
+        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
+        http_respond(req, status, h, n, body);
+        return;
+    }
     if (c->accept == 1) {
         if (c->shape == RPC_ROWS || c->shape == RPC_SCALARS) {
             if (page != 1) {
@@ -133,6 +144,35 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
 
 /* ---- SQL --------------------------------------------------------------------------------- */
 
+/* RETURNS TABLE (...) / OUT parameters: the result's columns, as a relation the select,
+ * filters and order can be checked against. NULL when there are none. */
+static const db_table_t *out_columns(core_arena_t *a, const db_func_t *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nparams; i++)
+        if ((f->params[i].mode == 't' || f->params[i].mode == 'o' || f->params[i].mode == 'b') && f->params[i].name.len) n++;
+    if (n == 0) return NULL;
+    db_table_t *t = core_arena_zalloc(a, sizeof(*t));
+    db_column_t *cols = core_arena_zalloc(a, n * sizeof(*cols));
+    if (!t || !cols) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < f->nparams; i++) {
+        const db_func_param_t *p = &f->params[i];
+        if ((p->mode != 't' && p->mode != 'o' && p->mode != 'b') || !p->name.len) continue;
+        cols[k].name = p->name;
+        cols[k].type = p->type;
+        cols[k].nullable = true;
+        cols[k].position = (int)k + 1;
+        k++;
+    }
+    t->schema = f->schema;
+    t->name = f->name;
+    t->kind = 'f';
+    t->columns = cols;
+    t->ncolumns = k;
+    return t;
+}
+
 static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_t *given, size_t ngiven,
                      rest_stmt_t *st, core_err_t *err)
 {
@@ -142,6 +182,7 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
     core_buf_init(&b, SQL_MAX);
     const db_table_t *rel = NULL;
     if (f->retrel_name.ptr) rel = db_schema_table(c->env->schema, f->retrel_schema, f->retrel_name);
+    if (!rel && f->retset && str_eq(f->rettype, STR_LIT("record"))) rel = out_columns(req->arena, f);
     int next_alias = 0;
     rest_build_t x = {.arena = req->arena, .table = rel, .b = &b, .err = err, .schema = c->env->schema, .next_alias = &next_alias};
     int rc = rest_build_add_param(&x, args_json); /* $1 */
@@ -153,6 +194,10 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
     else if (f->retset) c->shape = RPC_SCALARS;
     else if (f->rettype_kind == 'c') c->shape = RPC_ROW;
     else c->shape = RPC_SCALAR;
+    if (c->shape == RPC_ROW && rel) { /* the row's own relation: select and filters apply */
+        c->shape = RPC_ROWS;
+        c->row_as_object = true;
+    }
 
     if (c->shape != RPC_ROWS && (q->nselect || q->nfilters || q->nlogic || q->norder)) {
         rc = rest_build_unsupported(&x, "select, filters and order apply only to functions returning a set of rows");

@@ -692,7 +692,7 @@ test('rpc: single() on a set-returning function', async () => {
   assert.deepEqual(ok(await db.rpc('items_cheaper_than', { max_price: 1 }).select('name').eq('id', 2).single()), { name: 'banana' });
 });
 
-test('rpc: RETURNS TABLE function with filters and order', { todo: 'strata: PGRST100 "this function\'s result columns are not in the schema cache" for RETURNS TABLE functions' }, async () => {
+test('rpc: RETURNS TABLE function with filters and order', async () => {
   const data = ok(await db.rpc('client_series', { n: 5 }, { get: true }).gte('sq', 4).order('i', { ascending: false }));
   assert.deepEqual(data, [{ i: 5, sq: 25 }, { i: 4, sq: 16 }, { i: 3, sq: 9 }, { i: 2, sq: 4 }]);
 });
@@ -707,7 +707,7 @@ test('rpc: composite result → object', async () => {
   });
 });
 
-test('rpc: select on a composite result', { todo: 'strata: PGRST100 "select, filters and order apply only to functions returning a set of rows" for a function returning one composite' }, async () => {
+test('rpc: select on a composite result', async () => {
   assert.deepEqual(ok(await db.rpc('item_row', { iid: 2 }).select('id, name')), { id: 2, name: 'banana' });
 });
 
