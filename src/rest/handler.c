@@ -387,7 +387,13 @@ static void handle_openapi(rest_env_t *env, http_req_t *req, str_t schema)
 {
     core_buf_t b;
     core_buf_init(&b, 64u << 20);
-    rest_openapi_write(&b, env->schema, schema, env->cfg, http_req_header(req, STR_LIT("Host")));
+    /* OpenAPI 3.1 with ?openapi=3.1 or Accept: application/openapi+json;version=3.1. */
+    str_t accept = http_req_header(req, STR_LIT("Accept"));
+    bool v31 = str_eq(req->query, STR_LIT("openapi=3.1"));
+    for (size_t i = 0; accept.ptr && i + 11 <= accept.len && !v31; i++)
+        if (!memcmp(accept.ptr + i, "version=3.1", 11)) v31 = true;
+    if (v31) rest_openapi31_write(&b, env->schema, schema, env->cfg, http_req_header(req, STR_LIT("Host")));
+    else rest_openapi_write(&b, env->schema, schema, env->cfg, http_req_header(req, STR_LIT("Host")));
     if (core_buf_status(&b) != CORE_OK) {
         core_buf_free(&b);
         rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);

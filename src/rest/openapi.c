@@ -200,3 +200,145 @@ void rest_openapi_write(core_buf_t *b, const db_schema_t *s, str_t schema, const
         if (str_eq(s->tables[i].schema, schema)) write_row_filters(b, &s->tables[i], &first);
     core_buf_append_cstr(b, "}}");
 }
+
+/* ---- OpenAPI 3.1 --------------------------------------------------------------------------- */
+
+static void write_json_path(core_buf_t *b, const char *prefix, str_t name)
+{
+    core_buf_t p;
+    core_buf_init(&p, 4096);
+    core_buf_append_cstr(&p, prefix);
+    core_buf_append_str(&p, name);
+    core_buf_append_json(b, core_buf_str(&p));
+    core_buf_free(&p);
+}
+
+static void write_ref31(core_buf_t *b, const char *kind, str_t name)
+{
+    core_buf_append_cstr(b, "{\"$ref\":");
+    core_buf_t p;
+    core_buf_init(&p, 4096);
+    core_buf_appendf(&p, "#/components/%s/", kind);
+    core_buf_append_str(&p, name);
+    core_buf_append_json(b, core_buf_str(&p));
+    core_buf_free(&p);
+    core_buf_append_char(b, '}');
+}
+
+static void write_op31(core_buf_t *b, const db_table_t *t, const char *verb, bool body, const char *ok)
+{
+    core_buf_appendf(b, "\"%s\":{\"tags\":[", verb);
+    core_buf_append_json(b, t->name);
+    core_buf_append_cstr(b, "],\"parameters\":[{\"$ref\":\"#/components/parameters/select\"}");
+    if (strcmp(verb, "post") != 0)
+        core_buf_append_cstr(b, ",{\"$ref\":\"#/components/parameters/order\"},{\"$ref\":\"#/components/parameters/limit\"},"
+                                "{\"$ref\":\"#/components/parameters/offset\"}");
+    core_buf_append_cstr(b, ",{\"$ref\":\"#/components/parameters/prefer\"}]");
+    if (body) {
+        core_buf_append_cstr(b, ",\"requestBody\":{\"content\":{\"application/json\":{\"schema\":{\"oneOf\":[");
+        write_ref31(b, "schemas", t->name);
+        core_buf_append_cstr(b, ",{\"type\":\"array\",\"items\":");
+        write_ref31(b, "schemas", t->name);
+        core_buf_append_cstr(b, "}]}}}}");
+    }
+    core_buf_appendf(b, ",\"responses\":{\"%s\":{\"description\":\"OK\",\"content\":{\"application/json\":{\"schema\":"
+                        "{\"type\":\"array\",\"items\":", ok);
+    write_ref31(b, "schemas", t->name);
+    core_buf_append_cstr(b, "}}}},\"default\":{\"$ref\":\"#/components/responses/error\"}}}");
+}
+
+void rest_openapi31_write(core_buf_t *b, const db_schema_t *s, str_t schema, const core_config_t *cfg, str_t host)
+{
+    core_buf_append_cstr(b, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Strata API\","
+                            "\"description\":\"PostgREST-compatible API served by Strata\",\"version\":\"0.1.0\"},"
+                            "\"servers\":[{\"url\":");
+    if (cfg->openapi_server_proxy_uri) core_buf_append_json(b, str_from_cstr(cfg->openapi_server_proxy_uri));
+    else if (host.len) {
+        core_buf_t u;
+        core_buf_init(&u, 4096);
+        core_buf_append_cstr(&u, "http://");
+        core_buf_append_str(&u, host);
+        core_buf_append_json(b, core_buf_str(&u));
+        core_buf_free(&u);
+    } else core_buf_append_cstr(b, "\"/\"");
+    core_buf_append_cstr(b, "}],\"paths\":{");
+    bool first = true;
+    for (size_t i = 0; i < s->ntables; i++) {
+        const db_table_t *t = &s->tables[i];
+        if (!str_eq(t->schema, schema)) continue;
+        if (!first) core_buf_append_char(b, ',');
+        first = false;
+        write_json_path(b, "/", t->name);
+        core_buf_append_cstr(b, ":{");
+        if (t->description.ptr) {
+            core_buf_append_cstr(b, "\"description\":");
+            core_buf_append_json(b, t->description);
+            core_buf_append_char(b, ',');
+        }
+        write_op31(b, t, "get", false, "200");
+        if (t->insertable) {
+            core_buf_append_char(b, ',');
+            write_op31(b, t, "post", true, "201");
+            core_buf_append_char(b, ',');
+            write_op31(b, t, "patch", true, "200");
+            core_buf_append_char(b, ',');
+            write_op31(b, t, "delete", false, "200");
+        }
+        core_buf_append_char(b, '}');
+    }
+    for (size_t i = 0; i < s->nfuncs; i++) {
+        const db_func_t *f = &s->funcs[i];
+        if (!str_eq(f->schema, schema)) continue;
+        if (i > 0 && str_eq(s->funcs[i - 1].name, f->name) && str_eq(s->funcs[i - 1].schema, f->schema)) continue;
+        if (!first) core_buf_append_char(b, ',');
+        first = false;
+        write_json_path(b, "/rpc/", f->name);
+        core_buf_append_cstr(b, ":{\"post\":{\"tags\":[\"(rpc)\"],\"summary\":");
+        core_buf_append_json(b, f->name);
+        if (f->description.ptr) {
+            core_buf_append_cstr(b, ",\"description\":");
+            core_buf_append_json(b, f->description);
+        }
+        core_buf_append_cstr(b, ",\"requestBody\":{\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{");
+        size_t k = 0;
+        for (size_t p = 0; p < f->nparams; p++) {
+            const db_func_param_t *pp = &f->params[p];
+            if ((pp->mode != 'i' && pp->mode != 'b' && pp->mode != 'v') || !pp->name.len) continue;
+            if (k++) core_buf_append_char(b, ',');
+            core_buf_append_json(b, pp->name);
+            core_buf_append_cstr(b, ":{\"format\":");
+            core_buf_append_json(b, pp->type);
+            const char *jt = json_type(pp->type);
+            if (jt) core_buf_appendf(b, ",\"type\":\"%s\"", jt);
+            core_buf_append_char(b, '}');
+        }
+        core_buf_append_cstr(b, "}");
+        size_t r = 0;
+        for (size_t p = 0; p < f->nparams; p++) {
+            const db_func_param_t *pp = &f->params[p];
+            if ((pp->mode != 'i' && pp->mode != 'b' && pp->mode != 'v') || !pp->name.len || pp->has_default) continue;
+            core_buf_append_cstr(b, r++ ? "," : ",\"required\":[");
+            core_buf_append_json(b, pp->name);
+        }
+        if (r) core_buf_append_char(b, ']');
+        core_buf_append_cstr(b, "}}}},\"responses\":{\"200\":{\"description\":\"OK\"},\"default\":{\"$ref\":\"#/components/responses/error\"}}}}");
+    }
+    core_buf_append_cstr(b, "},\"components\":{\"schemas\":{");
+    first = true;
+    for (size_t i = 0; i < s->ntables; i++) {
+        const db_table_t *t = &s->tables[i];
+        if (!str_eq(t->schema, schema)) continue;
+        if (!first) core_buf_append_char(b, ',');
+        first = false;
+        write_definition(b, t);
+    }
+    core_buf_append_cstr(b, "},\"parameters\":{"
+        "\"select\":{\"name\":\"select\",\"in\":\"query\",\"description\":\"Columns and embedded resources\",\"schema\":{\"type\":\"string\"}},"
+        "\"order\":{\"name\":\"order\",\"in\":\"query\",\"description\":\"Ordering\",\"schema\":{\"type\":\"string\"}},"
+        "\"limit\":{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":\"integer\",\"minimum\":0}},"
+        "\"offset\":{\"name\":\"offset\",\"in\":\"query\",\"schema\":{\"type\":\"integer\",\"minimum\":0}},"
+        "\"prefer\":{\"name\":\"Prefer\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}},"
+        "\"responses\":{\"error\":{\"description\":\"Error\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\","
+        "\"properties\":{\"code\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},\"details\":{\"type\":[\"string\",\"null\"]},"
+        "\"hint\":{\"type\":[\"string\",\"null\"]}}}}}}}}}");
+}

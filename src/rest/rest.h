@@ -135,6 +135,10 @@ int rest_status_for_sqlstate(const char *sqlstate, const char *message, bool aut
 void rest_openapi_write(core_buf_t *b, const db_schema_t *s, str_t schema, const core_config_t *cfg,
                         str_t host);
 
+/* Appends the OpenAPI 3.1 document (tables with their verbs, functions, JSON Schemas). */
+void rest_openapi31_write(core_buf_t *b, const db_schema_t *s, str_t schema, const core_config_t *cfg,
+                          str_t host);
+
 /* ---- request handling (rest/handler.c) --------------------------------------------------- */
 
 typedef struct {
