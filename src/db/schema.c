@@ -15,7 +15,42 @@
 
 #define SCHEMA_JSON_MAX ((size_t)512 * 1024 * 1024)
 
-static const char CATALOG_SQL[] =
+/* Foreign keys carried through views: a view that exposes, under the same names, every
+ * column of a foreign key of its base table (or every referenced column) gets that
+ * relationship too, so views embed like their tables. Columns a view uses are found through
+ * its rewrite rule's dependencies (information_schema.view_column_usage only shows views the
+ * current role owns). */
+static const char VIEW_FKS_SQL[] =
+    "with vcols as (select distinct r.ev_class as view_oid, d.refobjid as tbl_oid, a.attname"
+    "  from pg_rewrite r join pg_depend d on d.objid = r.oid and d.classid = 'pg_rewrite'::regclass"
+    "   and d.refclassid = 'pg_class'::regclass and d.refobjsubid > 0"
+    "  join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid"
+    "  join pg_attribute va on va.attrelid = r.ev_class and va.attname = a.attname and not va.attisdropped"
+    "  join pg_class v on v.oid = r.ev_class and v.relkind in ('v', 'm') where r.ev_class <> d.refobjid),"
+    " fk as (select con.conname, con.conrelid, con.confrelid,"
+    "  array(select a.attname from unnest(con.conkey) with ordinality k(n, o) join pg_attribute a"
+    "   on a.attrelid = con.conrelid and a.attnum = k.n order by k.o) as cols,"
+    "  array(select a.attname from unnest(con.confkey) with ordinality k(n, o) join pg_attribute a"
+    "   on a.attrelid = con.confrelid and a.attnum = k.n order by k.o) as fcols"
+    "  from pg_constraint con where con.contype = 'f'),"
+    " derived as ("
+    "  select fk.conname, vv.view_oid as src, fk.confrelid as dst, fk.cols, fk.fcols from fk"
+    "   join (select distinct view_oid, tbl_oid from vcols) vv on vv.tbl_oid = fk.conrelid"
+    "   where not exists (select 1 from unnest(fk.cols) c where c not in"
+    "    (select attname from vcols where view_oid = vv.view_oid and tbl_oid = fk.conrelid))"
+    "  union all"
+    "  select fk.conname, fk.conrelid, vv.view_oid, fk.cols, fk.fcols from fk"
+    "   join (select distinct view_oid, tbl_oid from vcols) vv on vv.tbl_oid = fk.confrelid"
+    "   where not exists (select 1 from unnest(fk.fcols) c where c not in"
+    "    (select attname from vcols where view_oid = vv.view_oid and tbl_oid = fk.confrelid)))"
+    " select coalesce(json_agg(json_build_object('name', x.conname, 'schema', sn.nspname,"
+    "  'table', sc.relname, 'columns', to_json(x.cols), 'fschema', dn.nspname, 'ftable', dc.relname,"
+    "  'fcolumns', to_json(x.fcols))), '[]') from derived x"
+    "  join pg_class sc on sc.oid = x.src join pg_namespace sn on sn.oid = sc.relnamespace"
+    "  join pg_class dc on dc.oid = x.dst join pg_namespace dn on dn.oid = dc.relnamespace"
+    "  where sn.nspname in (select nspname from exposed) or dn.nspname in (select nspname from exposed)";
+
+static const char CATALOG_SQL_HEAD[] =
     "with exposed as (select trim(s) as nspname from unnest(string_to_array($1, ',')) s), "
     "rels as ("
     " select c.oid, n.nspname as schema, c.relname as name, c.relkind as kind,"
@@ -51,6 +86,10 @@ static const char CATALOG_SQL[] =
     "  join pg_class c2 on c2.oid = con.confrelid join pg_namespace n2 on n2.oid = c2.relnamespace"
     "  where con.contype = 'f' and (n1.nspname in (select nspname from exposed)"
     "   or n2.nspname in (select nspname from exposed))),"
+    " 'view_fks', (";
+
+static const char CATALOG_SQL_TAIL[] =
+    "),"
     " 'functions', (select coalesce(json_agg(json_build_object("
     "   'schema', n.nspname, 'name', p.proname, 'args', pg_get_function_arguments(p.oid),"
     "   'rettype', format_type(p.prorettype, null), 'retset', p.proretset,"
@@ -170,14 +209,15 @@ static bool parse_tables(core_arena_t *a, json_t *arr, db_schema_t *s)
     return true;
 }
 
-static bool parse_fks(core_arena_t *a, json_t *arr, db_schema_t *s)
+static bool parse_fks(core_arena_t *a, json_t *arr, json_t *varr, db_schema_t *s)
 {
     if (!json_is_array(arr)) return false;
-    s->nfks = json_array_size(arr);
+    size_t nreal = json_array_size(arr), nview = json_is_array(varr) ? json_array_size(varr) : 0;
+    s->nfks = nreal + nview;
     s->fks = core_arena_zalloc(a, (s->nfks ? s->nfks : 1) * sizeof(db_fk_t));
     if (!s->fks) return false;
     for (size_t i = 0; i < s->nfks; i++) {
-        json_t *o = json_array_get(arr, i);
+        json_t *o = i < nreal ? json_array_get(arr, i) : json_array_get(varr, i - nreal);
         db_fk_t *f = &s->fks[i];
         size_t n1, n2;
         if (!json_is_object(o) || !get_str(a, o, "name", &f->name, false) ||
@@ -307,7 +347,7 @@ int db_schema_from_json(const char *json, size_t len, const char *schemas_csv, d
         goto out;
     }
     if (!parse_schemas(a, schemas_csv, s) || !parse_tables(a, json_object_get(root, "tables"), s) ||
-        !parse_fks(a, json_object_get(root, "fks"), s) ||
+        !parse_fks(a, json_object_get(root, "fks"), json_object_get(root, "view_fks"), s) ||
         !parse_funcs(a, json_object_get(root, "functions"), s)) {
         set_err(err, errlen, "schema cache document has an unexpected shape");
         goto out;
@@ -328,7 +368,19 @@ int db_schema_load(PGconn *conn, const char *schemas_csv, db_schema_t **out, cha
 {
     uint64_t t0 = core_now_ns();
     const char *params[1] = {schemas_csv};
-    PGresult *res = PQexecParams(conn, CATALOG_SQL, 1, NULL, params, NULL, NULL, 0);
+    /* The query is kept in pieces (C limits string literals); glue them once here. */
+    core_buf_t sql;
+    core_buf_init(&sql, (size_t)64 * 1024);
+    core_buf_append_cstr(&sql, CATALOG_SQL_HEAD);
+    core_buf_append_cstr(&sql, VIEW_FKS_SQL);
+    core_buf_append_cstr(&sql, CATALOG_SQL_TAIL);
+    if (core_buf_status(&sql) != CORE_OK) {
+        core_buf_free(&sql);
+        if (errlen) snprintf(err, errlen, "out of memory");
+        return CORE_ENOMEM;
+    }
+    PGresult *res = PQexecParams(conn, sql.ptr, 1, NULL, params, NULL, NULL, 0);
+    core_buf_free(&sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         if (errlen) snprintf(err, errlen, "schema cache query failed: %s", PQerrorMessage(conn));
         PQclear(res);

@@ -38,7 +38,13 @@ test('admin: /live, /ready, /metrics, /schema_cache', async () => {
   assert.equal((await fetch(`${strata.admin}/live`)).status, 200);
   assert.equal((await fetch(`${strata.admin}/ready`)).status, 200);
   await fetch(`${strata.url}/items?id=eq.1`);
-  const m = await (await fetch(`${strata.admin}/metrics`)).text();
+  // Counters are bumped when the response write completes, which may be just after the
+  // client has read it: wait for the scrape to show the request.
+  let m = '';
+  await until(async () => {
+    m = await (await fetch(`${strata.admin}/metrics`)).text();
+    return /strata_http_requests_total\{status="2xx"\} [1-9]/.test(m);
+  }, 5000, 'the request in /metrics');
   assert.match(m, /strata_http_requests_total\{status="2xx"\} [1-9]/);
   assert.match(m, /strata_http_request_duration_seconds_bucket\{le="\+Inf"\} [1-9]/);
   assert.match(m, /strata_db_pool_size [1-9]/);
