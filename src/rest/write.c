@@ -227,6 +227,8 @@ static int build_outer(write_call_t *w, rest_build_t *x, const rest_query_t *q)
         any = true;
     }
     if (!any) core_buf_append_cstr(b, "null::int");
+    if (w->upsert && w->is_post) core_buf_append_cstr(b, ", (select coalesce(bool_or(pgrst_inserted), true) from pgrst_upsert)");
+    else core_buf_append_cstr(b, ", true");
     core_buf_append_cstr(b, " from (select ");
     x->alias = "pgrst_source";
     int rc = rest_build_select(x, q);
@@ -290,7 +292,7 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
     int rc = CORE_OK;
     const db_table_t *t = w->table;
 
-    core_buf_append_cstr(&b, "with pgrst_source as (");
+    core_buf_append_cstr(&b, w->upsert && w->is_post ? "with pgrst_upsert as (" : "with pgrst_source as (");
     if (w->is_delete) {
         core_buf_append_cstr(&b, "delete from ");
         build_table(&x);
@@ -433,7 +435,18 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
     }
     core_buf_append_cstr(&b, " returning ");
     build_table(&x);
-    core_buf_append_cstr(&b, ".*)");
+    if (w->upsert && w->is_post) {
+        /* An upsert answers 201 when it inserted a row and 200 when it only updated: xmax is
+         * 0 for a row this statement inserted. The flag stays out of the rows themselves. */
+        core_buf_append_cstr(&b, ".*, (xmax = 0) as pgrst_inserted), pgrst_source as (select ");
+        for (size_t i = 0; i < t->ncolumns; i++) {
+            if (i) core_buf_append_cstr(&b, ", ");
+            rest_sql_ident(&b, t->columns[i].name);
+        }
+        core_buf_append_cstr(&b, " from pgrst_upsert)");
+    } else {
+        core_buf_append_cstr(&b, ".*)");
+    }
     if ((rc = build_outer(w, &x, q)) != CORE_OK) goto out;
     if ((rc = core_buf_status(&b)) != CORE_OK) goto out;
     st->sql = core_arena_strdup(a, core_buf_str(&b));
@@ -533,6 +546,8 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
     int ret = w->pref.ret;
     if (ret == REST_RETURN_UNSET) ret = REST_RETURN_MINIMAL;
     int status = w->is_post ? 201 : (ret == REST_RETURN_REPRESENTATION ? 200 : 204);
+    if (w->is_post && w->upsert && PQnfields(res) >= 6 && !PQgetisnull(res, 0, 5) && PQgetvalue(res, 0, 5)[0] == 'f')
+        status = 200; /* nothing was inserted, only updated */
     if (w->is_put) status = ret == REST_RETURN_REPRESENTATION ? 200 : 204;
 
     /* Preference-Applied lists what was honoured. */

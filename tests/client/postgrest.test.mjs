@@ -567,7 +567,7 @@ test('upsert: merge on the primary key (composite) updates and inserts', async (
     [{ key: 'font', value: 'mono' }, { key: 'lang', value: 'en' }, { key: 'theme', value: 'blue' }]);
 });
 
-test('upsert: merge that only updates answers 200 (PostgREST ≥ 12)', { todo: 'strata answers 201 Created for a merge-duplicates upsert that inserted no row' }, async () => {
+test('upsert: merge that only updates answers 200 (PostgREST ≥ 12)', async () => {
   const res = await db.from('client_settings').upsert({ owner: 'bob', key: 'theme', value: 'sepia' }).select('value');
   assert.deepEqual(ok(res, 200), [{ value: 'sepia' }]);
 });
