@@ -50,6 +50,7 @@ struct app {
     db_embedded_t *embedded;
     db_listener_t *listener;
     auth_jwt_t *jwt;
+    char *pre_request_sql;
     worker_t *workers;
     unsigned nworkers;
     const char *conninfo;
@@ -292,6 +293,7 @@ static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
     w->env.cfg = cfg;
     w->env.pool = w->pool;
     w->env.jwt = app->jwt;
+    w->env.pre_request_sql = app->pre_request_sql;
     w->env.jwt_cache = auth_cache_create_for(app->jwt); /* NULL (no caching) when out of memory */
 
     http_limits_t lim;
@@ -406,6 +408,29 @@ int app_serve(core_config_t *cfg)
         goto fail;
     }
 
+    if (cfg->db_pre_request) {
+        /* "schema.function" or "function": each part quoted as an identifier. */
+        core_buf_t b;
+        core_buf_init(&b, 4096);
+        core_buf_append_cstr(&b, "select ");
+        str_t name = str_from_cstr(cfg->db_pre_request);
+        long dot = str_find_char(name, '.');
+        if (dot >= 0) {
+            rest_sql_ident(&b, (str_t){name.ptr, (size_t)dot});
+            core_buf_append_char(&b, '.');
+            name = (str_t){name.ptr + dot + 1, name.len - (size_t)dot - 1};
+        }
+        rest_sql_ident(&b, name);
+        core_buf_append_cstr(&b, "()");
+        if (core_buf_status(&b) == CORE_OK) app.pre_request_sql = core_strndup(b.ptr, b.len);
+        core_buf_free(&b);
+        if (!app.pre_request_sql) {
+            LOG_ERROR("configuration error: db-pre-request: cannot be used");
+            config_error = true;
+            goto fail;
+        }
+    }
+
     if (db_migrate(admin_conninfo, cfg->demo, err, sizeof(err)) != CORE_OK) {
         LOG_ERROR("%s", err);
         goto fail;
@@ -463,6 +488,7 @@ done:
     if (app.listener) db_listener_stop(app.listener);
     if (app.embedded) db_embedded_free(app.embedded);
     auth_jwt_free(app.jwt);
+    core_free(app.pre_request_sql);
     db_schema_publish_clear();
     core_free(app.workers);
     uv_loop_close(app.loop);

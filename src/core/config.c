@@ -57,6 +57,7 @@ typedef enum {
     X("log-level", log_level, CFG_LOG_LEVEL, CORE_LOG_ERROR, CORE_LOG_DEBUG, NULL,         \
       CORE_LOG_INFO)                                                                       \
     X("openapi-server-proxy-uri", openapi_server_proxy_uri, CFG_STR_OPT, 0, 0, NULL, 0)    \
+    X("db-pre-request", db_pre_request, CFG_STR_OPT, 0, 0, NULL, 0)                        \
     X("strata-data-dir", data_dir, CFG_STR, 0, 0, "./.strata", 0)                          \
     X("strata-db-admin-uri", db_admin_uri, CFG_STR_OPT, 0, 0, NULL, 0)                     \
     X("strata-workers", workers, CFG_INT, 0, 256, NULL, 0)                                 \

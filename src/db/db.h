@@ -59,6 +59,7 @@ typedef struct {
     const char *headers_json;/* request.headers */
     bool read_only;          /* transaction_read_only for GET/HEAD */
     bool rollback;           /* Prefer: tx=rollback: ROLLBACK after the statement */
+    const char *pre_sql;     /* db-pre-request call, run after the settings (NULL: none) */
     const char *sql;         /* the statement; prepared and cached by this text */
     int nparams;
     const char *const *params;

@@ -335,6 +335,9 @@ static bool conn_send_job(db_conn_t *c, db_job_t *j)
                           r->read_only ? "on" : "off"};
     if (!PQsendQueryPrepared(pg, CTX_STMT, 6, ctx, NULL, NULL, 0) || !ring_push(c, IT_CTX, j))
         return false;
+    /* db-pre-request: its errors fail the request like the statement's own (IT_CTX). */
+    if (r->pre_sql && (!PQsendQueryParams(pg, r->pre_sql, 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_CTX, j)))
+        return false;
     if (prepare && (!PQsendPrepare(pg, name, r->sql, 0, NULL) || !ring_push(c, IT_PREPARE, j)))
         return false;
     int ok = named ? PQsendQueryPrepared(pg, name, r->nparams, r->params, NULL, NULL, 0)

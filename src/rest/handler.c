@@ -279,6 +279,7 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         .headers_json = rest_headers_json(req),
         .read_only = read_only,
         .rollback = rollback,
+        .pre_sql = env->pre_request_sql,
         .sql = st->sql,
         .nparams = st->nparams,
         .params = st->params,

@@ -147,6 +147,7 @@ typedef struct {
     db_schema_t *schema; /* the worker's current snapshot; NULL until loaded */
     const struct auth_jwt *jwt;   /* shared verifier (auth/auth.h) */
     struct auth_cache *jwt_cache; /* this worker's verified-token cache */
+    const char *pre_request_sql;  /* "select "schema"."fn"()" for db-pre-request, or NULL */
 } rest_env_t;
 
 /* Handles a request whose path (after any "/rest/v1" prefix) is `path`. Always ends the
