@@ -1,8 +1,9 @@
 -- W1 baseline for pgbench (-M prepared): the two statements Strata sends for
 -- GET /bench_items?id=eq.N, pipelined and committed by one Sync like Strata does.
--- bench/run checks the statement line against the SQL Strata actually runs.
+-- bench/run checks the statement line (the one before \endpipeline) against the SQL Strata
+-- actually runs.
 \set n random(1, 100000)
 \startpipeline
 select set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true), set_config('request.method', 'GET', true), set_config('request.path', '/bench_items', true), set_config('request.headers', '{"host":"127.0.0.1"}', true), set_config('transaction_read_only', 'on', true);
-select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint from (select * from "public"."bench_items" as pgrst_0 where "id" = :n) _s;
+select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint from (select pgrst_0.* from "public"."bench_items" as pgrst_0 where "id" = :n) _s;
 \endpipeline

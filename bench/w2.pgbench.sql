@@ -1,9 +1,10 @@
 -- W2 baseline for pgbench (-M prepared): the two statements Strata sends for
 -- GET /bench_items?id=gte.N&order=id&limit=100, pipelined and committed by one Sync.
--- bench/run checks the statement line against the SQL Strata actually runs.
+-- bench/run checks the statement line (the one before \endpipeline) against the SQL Strata
+-- actually runs.
 \set n random(1, 99000)
 \set lim 100
 \startpipeline
 select set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true), set_config('request.method', 'GET', true), set_config('request.path', '/bench_items', true), set_config('request.headers', '{"host":"127.0.0.1"}', true), set_config('transaction_read_only', 'on', true);
-select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint from (select * from "public"."bench_items" as pgrst_0 where "id" >= :n order by "id" limit :lim::bigint) _s;
+select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint from (select pgrst_0.* from "public"."bench_items" as pgrst_0 where "id" >= :n order by "id" limit :lim::bigint) _s;
 \endpipeline
