@@ -433,6 +433,21 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
             }
         }
     }
+    /* return=minimal with nothing to check: RETURNING 1, so that a role with only INSERT
+     * (or UPDATE/DELETE) privilege can write, as with PostgREST. */
+    bool bare = !(w->upsert && w->is_post) && w->pref.ret != REST_RETURN_REPRESENTATION &&
+                w->pref.ret != REST_RETURN_HEADERS_ONLY && w->accept != ACCEPT_OBJECT &&
+                !(w->pref.max_affected >= 0 && w->pref.strict);
+    if (bare) {
+        core_buf_append_cstr(&b, " returning 1) select null::text, count(*), null::bigint, null::text, null::int, true"
+                                 " from pgrst_source");
+        if ((rc = core_buf_status(&b)) != CORE_OK) goto out;
+        st->sql = core_arena_strdup(a, core_buf_str(&b));
+        st->params = x.params;
+        st->nparams = x.nparams;
+        rc = st->sql ? CORE_OK : CORE_ENOMEM;
+        goto out;
+    }
     core_buf_append_cstr(&b, " returning ");
     build_table(&x);
     if (w->upsert && w->is_post) {
