@@ -19,7 +19,6 @@ typedef struct {
     int accept;
     int count;
     long offset;
-    bool authenticated;
 } rest_call_t;
 
 size_t rest_cors_headers(const http_req_t *req, http_header_t *h)
@@ -221,7 +220,7 @@ static void clear_result(void *p) { PQclear(p); }
 bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int nfields)
 {
     if (err) {
-        core_err_t e = rest_db_error(req, err, false);
+        core_err_t e = rest_db_error(req, err);
         rest_respond_error(req, &e);
         return false;
     }
@@ -237,11 +236,34 @@ bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int
     return true;
 }
 
-core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authenticated)
+core_err_t rest_err_not_single(core_arena_t *a, long rows)
+{
+    return core_err_make(406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
+                         rest_arena_printf(a, "The result contains %ld rows", rows));
+}
+
+str_t rest_unwrap_array(str_t body)
+{
+    if (body.len >= 2 && body.ptr[0] == '[' && body.ptr[body.len - 1] == ']') {
+        body.ptr++;
+        body.len -= 2;
+    }
+    return body;
+}
+
+str_t rest_content_range(core_arena_t *a, long offset, long page, long total)
+{
+    if (page > 0)
+        return total >= 0 ? rest_arena_printf(a, "%ld-%ld/%ld", offset, offset + page - 1, total)
+                          : rest_arena_printf(a, "%ld-%ld/*", offset, offset + page - 1);
+    return total >= 0 ? rest_arena_printf(a, "*/%ld", total) : STR_LIT("*/*");
+}
+
+core_err_t rest_db_error(http_req_t *req, const db_error_t *err)
 {
     core_err_t e = {0};
     const rest_auth_t *au = req->user;
-    if (au) authenticated = au->authenticated;
+    bool authenticated = au && au->authenticated;
     switch (err->kind) {
     case DB_ERR_ACQUIRE:
         e = core_err_make(504, "PGRST003", err->message, STR_NULL);
@@ -312,33 +334,20 @@ static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
         core_err_t e = core_err_make(416, "PGRST103", "Requested range not satisfiable",
                                      rest_arena_printf(req->arena, "An offset of %ld was requested, but there are only %ld rows.",
                                                   c->offset, total));
-        http_header_t eh[8];
-        size_t en = rest_cors_headers(req, eh);
-        (void)eh;
-        (void)en;
         rest_respond_error(req, &e);
         return;
     }
-    if (page > 0)
-        range = total >= 0 ? rest_arena_printf(req->arena, "%ld-%ld/%ld", c->offset, c->offset + page - 1, total)
-                           : rest_arena_printf(req->arena, "%ld-%ld/*", c->offset, c->offset + page - 1);
-    else
-        range = total >= 0 ? rest_arena_printf(req->arena, "*/%ld", total) : STR_LIT("*/*");
+    range = rest_content_range(req->arena, c->offset, page, total);
     if (total >= 0 && page > 0 && (c->offset > 0 || page < total) && c->offset + page <= total &&
         page < total)
         status = 206;
     if (c->accept == ACCEPT_OBJECT) {
         if (page != 1) {
-            core_err_t e = core_err_make(406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
-                                         rest_arena_printf(req->arena, "The result contains %ld rows", page));
+            core_err_t e = rest_err_not_single(req->arena, page);
             rest_respond_error(req, &e);
             return;
         }
-        /* json_agg of one row: "[{...}]" → "{...}" */
-        if (body.len >= 2 && body.ptr[0] == '[' && body.ptr[body.len - 1] == ']') {
-            body.ptr++;
-            body.len -= 2;
-        }
+        body = rest_unwrap_array(body);
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(OBJECT_CT)};
         status = 200;
     } else if (c->accept == ACCEPT_CSV) {
@@ -566,7 +575,7 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
                                 STR_LIT("text/csv is available for reads"));
             return;
         }
-        rest_handle_rpc(env, req, schema, fname, accept == ACCEPT_OBJECT ? 1 : 0);
+        rest_handle_rpc(env, req, schema, fname, accept);
         return;
     }
     if (str_find_char(path, '/') >= 0) {
@@ -592,7 +601,7 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
     }
     if (str_eq(req->method, STR_LIT("POST")) || str_eq(req->method, STR_LIT("PATCH")) ||
         str_eq(req->method, STR_LIT("PUT")) || str_eq(req->method, STR_LIT("DELETE"))) {
-        rest_handle_write(env, req, t, accept == ACCEPT_OBJECT ? 1 : 0);
+        rest_handle_write(env, req, t, accept);
         return;
     }
     rest_respond_simple(req, 405, "PGRST117", "Unsupported HTTP method", req->method);

@@ -81,6 +81,20 @@ static void write_definition(core_buf_t *b, const db_table_t *t)
     core_buf_append_char(b, '}');
 }
 
+/* Every relation of `schema` as a JSON Schema object, comma-separated (2.0 definitions and
+ * 3.1 components/schemas share them). */
+static void write_definitions(core_buf_t *b, const db_schema_t *s, str_t schema)
+{
+    bool first = true;
+    for (size_t i = 0; i < s->ntables; i++) {
+        const db_table_t *t = &s->tables[i];
+        if (!str_eq(t->schema, schema)) continue;
+        if (!first) core_buf_append_char(b, ',');
+        first = false;
+        write_definition(b, t);
+    }
+}
+
 static void write_ref(core_buf_t *b, const char *param)
 {
     core_buf_appendf(b, "{\"$ref\":\"#/parameters/%s\"}", param);
@@ -179,14 +193,7 @@ void rest_openapi_write(core_buf_t *b, const db_schema_t *s, str_t schema, const
         write_path(b, t);
     }
     core_buf_append_cstr(b, "},\"definitions\":{");
-    bool first = true;
-    for (size_t i = 0; i < s->ntables; i++) {
-        const db_table_t *t = &s->tables[i];
-        if (!str_eq(t->schema, schema)) continue;
-        if (!first) core_buf_append_char(b, ',');
-        first = false;
-        write_definition(b, t);
-    }
+    write_definitions(b, s, schema);
     core_buf_append_cstr(b, "},\"parameters\":{"
         "\"preferCount\":{\"name\":\"Prefer\",\"description\":\"Preference\",\"required\":false,\"in\":\"header\",\"type\":\"string\",\"enum\":[\"count=none\",\"count=exact\"]},"
         "\"select\":{\"name\":\"select\",\"description\":\"Filtering Columns\",\"required\":false,\"in\":\"query\",\"type\":\"string\"},"
@@ -195,7 +202,7 @@ void rest_openapi_write(core_buf_t *b, const db_schema_t *s, str_t schema, const
         "\"rangeUnit\":{\"name\":\"Range-Unit\",\"description\":\"Limiting and Pagination\",\"required\":false,\"default\":\"items\",\"in\":\"header\",\"type\":\"string\"},"
         "\"offset\":{\"name\":\"offset\",\"description\":\"Limiting and Pagination\",\"required\":false,\"in\":\"query\",\"type\":\"string\"},"
         "\"limit\":{\"name\":\"limit\",\"description\":\"Limiting and Pagination\",\"required\":false,\"in\":\"query\",\"type\":\"string\"}");
-    first = false;
+    bool first = false; /* the fixed parameters above come first */
     for (size_t i = 0; i < s->ntables; i++)
         if (str_eq(s->tables[i].schema, schema)) write_row_filters(b, &s->tables[i], &first);
     core_buf_append_cstr(b, "}}");
@@ -324,14 +331,7 @@ void rest_openapi31_write(core_buf_t *b, const db_schema_t *s, str_t schema, con
         core_buf_append_cstr(b, "}}}},\"responses\":{\"200\":{\"description\":\"OK\"},\"default\":{\"$ref\":\"#/components/responses/error\"}}}}");
     }
     core_buf_append_cstr(b, "},\"components\":{\"schemas\":{");
-    first = true;
-    for (size_t i = 0; i < s->ntables; i++) {
-        const db_table_t *t = &s->tables[i];
-        if (!str_eq(t->schema, schema)) continue;
-        if (!first) core_buf_append_char(b, ',');
-        first = false;
-        write_definition(b, t);
-    }
+    write_definitions(b, s, schema);
     core_buf_append_cstr(b, "},\"parameters\":{"
         "\"select\":{\"name\":\"select\",\"in\":\"query\",\"description\":\"Columns and embedded resources\",\"schema\":{\"type\":\"string\"}},"
         "\"order\":{\"name\":\"order\",\"in\":\"query\",\"description\":\"Ordering\",\"schema\":{\"type\":\"string\"}},"

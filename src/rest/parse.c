@@ -568,8 +568,10 @@ int rest_parse_query(core_arena_t *a, str_t qs, rest_query_t *q, core_err_t *err
                 if (str_eq(name, STR_LIT("limit"))) pg->limit = n;
                 else pg->offset = n;
             }
-        } else if (str_eq(key, STR_LIT("columns")) || str_eq(key, STR_LIT("on_conflict"))) {
-            continue; /* write parameters: ignored on reads, as PostgREST does */
+        } else if (str_eq(key, STR_LIT("columns"))) {
+            q->columns = val; /* write parameters: ignored on reads, as PostgREST does */
+        } else if (str_eq(key, STR_LIT("on_conflict"))) {
+            q->on_conflict = val;
         } else if (str_eq(name, STR_LIT("or")) || str_eq(name, STR_LIT("and")) ||
                    str_eq(key, STR_LIT("not.or")) || str_eq(key, STR_LIT("not.and"))) {
             rest_logic_t *l = core_arena_zalloc(a, sizeof(*l));

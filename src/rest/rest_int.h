@@ -86,8 +86,16 @@ const char *rest_headers_json(http_req_t *req);
 /* The common start of every db callback: answers err, or registers res on the request
  * arena and checks it is one row of at least nfields. True when the caller goes on. */
 bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int nfields);
-/* Maps a pool error to PostgREST's error (status, code, texts copied into the arena). */
-core_err_t rest_db_error(http_req_t *req, const db_error_t *err, bool authenticated);
+/* Maps a pool error to PostgREST's error (status, code, texts copied into the arena); 42501
+ * is 403 or 401 by whether req->user is authenticated. */
+core_err_t rest_db_error(http_req_t *req, const db_error_t *err);
+/* PGRST116 (406): a singular response was asked for and `rows` rows came back. */
+core_err_t rest_err_not_single(core_arena_t *a, long rows);
+/* json_agg of one row, "[{...}]", as the object "{...}". */
+str_t rest_unwrap_array(str_t body);
+/* Content-Range of a read: "lo-hi/total" when rows came back, "*" + "/total" when none;
+ * a total < 0 (not counted) is written as "*". */
+str_t rest_content_range(core_arena_t *a, long offset, long page, long total);
 
 /* Submits one statement for req with its role and request.* settings. Returns 0 when
  * queued (done runs later), or answers the request itself and returns nonzero. */

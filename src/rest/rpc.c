@@ -106,36 +106,26 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
         total = -1;
     int status = 200;
     if (c->row_as_object) {
-        if (page == 0) body = STR_LIT("null");
-        else if (body.len >= 2 && body.ptr[0] == '[' && body.ptr[body.len - 1] == ']') {
-            body.ptr++;
-            body.len -= 2;
-        }
+        body = page == 0 ? STR_LIT("null") : rest_unwrap_array(body);
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
         http_respond(req, status, h, n, body);
         return;
     }
-    if (c->accept == 1) {
+    if (c->accept == ACCEPT_OBJECT) {
         if (c->shape == RPC_ROWS || c->shape == RPC_SCALARS) {
             if (page != 1) {
-                core_err_t e = core_err_make(406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
-                                             rest_arena_printf(req->arena, "The result contains %ld rows", page));
+                core_err_t e = rest_err_not_single(req->arena, page);
                 rest_respond_error(req, &e);
                 return;
             }
-            if (body.len >= 2 && body.ptr[0] == '[' && body.ptr[body.len - 1] == ']') {
-                body.ptr++;
-                body.len -= 2;
-            }
+            body = rest_unwrap_array(body);
         }
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/vnd.pgrst.object+json; charset=utf-8")};
     } else {
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
     }
     if (c->shape == RPC_ROWS || c->shape == RPC_SCALARS) {
-        str_t range = page > 0 ? (total >= 0 ? rest_arena_printf(req->arena, "%ld-%ld/%ld", c->offset, c->offset + page - 1, total)
-                                             : rest_arena_printf(req->arena, "%ld-%ld/*", c->offset, c->offset + page - 1))
-                               : (total >= 0 ? rest_arena_printf(req->arena, "*/%ld", total) : STR_LIT("*/*"));
+        str_t range = rest_content_range(req->arena, c->offset, page, total);
         if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
         if (total >= 0 && page > 0 && page < total) status = 206;
     }

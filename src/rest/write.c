@@ -372,19 +372,7 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
             }
             if (w->upsert) {
                 /* on_conflict= names the conflict target; the primary key otherwise. */
-                str_t oc = STR_NULL;
-                for (size_t i = 0, start = 0; i <= w->req->query.len; i++) {
-                    if (i < w->req->query.len && w->req->query.ptr[i] != '&') continue;
-                    str_t part = {w->req->query.ptr + start, i - start};
-                    start = i + 1;
-                    if (str_starts_with(part, STR_LIT("on_conflict="))) {
-                        if (rest_url_decode(a, (str_t){part.ptr + 12, part.len - 12}, &oc) != CORE_OK) {
-                            *err = core_err_make(400, "PGRST100", "invalid on_conflict", STR_NULL);
-                            rc = CORE_EINVAL;
-                            goto out;
-                        }
-                    }
-                }
+                str_t oc = q->on_conflict;
                 str_t target[64];
                 size_t ntarget = 0;
                 if (oc.ptr) {
@@ -490,8 +478,7 @@ static bool assertion_error(write_call_t *w, const db_error_t *e, core_err_t *ou
     str_t num = {colon + 1, end ? (size_t)(end - colon - 1) : strlen(colon + 1)};
     if (str_to_long(num, &n) != CORE_OK) n = -1;
     if (!strncmp(m, "PGRST116", 8)) {
-        *out = core_err_make(406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
-                             rest_arena_printf(w->req->arena, "The result contains %ld rows", n));
+        *out = rest_err_not_single(w->req->arena, n);
         return true;
     }
     if (!strncmp(m, "PGRST124", 8)) {
@@ -547,7 +534,7 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
     http_req_t *req = w->req;
     if (err) {
         core_err_t e;
-        if (!assertion_error(w, err, &e)) e = rest_db_error(req, err, false);
+        if (!assertion_error(w, err, &e)) e = rest_db_error(req, err);
         rest_respond_error(req, &e);
         return;
     }
@@ -588,13 +575,11 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
     /* With Prefer: count=..., the total is the number of affected rows (PostgREST's form). */
     bool counted = w->pref.count != REST_COUNT_NONE;
     str_t range;
-    if (w->is_post || w->is_put || w->is_delete || page == 0)
-        range = counted ? rest_arena_printf(req->arena, "*/%ld", page) : STR_LIT("*/*");
-    else
+    if (page > 0 && (w->is_patch || (w->is_delete && !counted)))
         range = counted ? rest_arena_printf(req->arena, "0-%ld/%ld", page - 1, page)
                         : rest_arena_printf(req->arena, "0-%ld/*", page - 1);
-    if (!w->is_post && !w->is_put && !counted && page > 0 && w->is_delete)
-        range = rest_arena_printf(req->arena, "0-%ld/*", page - 1);
+    else
+        range = counted ? rest_arena_printf(req->arena, "*/%ld", page) : STR_LIT("*/*");
     if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
     if (ret == REST_RETURN_HEADERS_ONLY && w->is_post && !PQgetisnull(res, 0, 3)) {
         str_t loc = location_header(w, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
@@ -605,10 +590,7 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
         return;
     }
     if (w->accept == ACCEPT_OBJECT) {
-        if (body.len >= 2 && body.ptr[0] == '[' && body.ptr[body.len - 1] == ']') {
-            body.ptr++;
-            body.len -= 2;
-        }
+        body = rest_unwrap_array(body);
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/vnd.pgrst.object+json; charset=utf-8")};
     } else {
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
@@ -666,19 +648,8 @@ void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, in
     rest_query_t q;
     core_err_t err = {0};
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
-    str_t columns = STR_NULL;
-    for (size_t i = 0, start = 0; rc == CORE_OK && i <= req->query.len; i++) {
-        if (i < req->query.len && req->query.ptr[i] != '&') continue;
-        str_t part = {req->query.ptr + start, i - start};
-        start = i + 1;
-        if (str_starts_with(part, STR_LIT("columns=")) &&
-            rest_url_decode(req->arena, (str_t){part.ptr + 8, part.len - 8}, &columns) != CORE_OK) {
-            err = core_err_make(400, "PGRST100", "invalid columns parameter", STR_NULL);
-            rc = CORE_EINVAL;
-        }
-    }
     rest_stmt_t st;
-    if (rc == CORE_OK) rc = build_write(w, &q, body, columns, &st, &err);
+    if (rc == CORE_OK) rc = build_write(w, &q, body, q.columns, &st, &err);
     if (rc == CORE_OK) {
         (void)rest_submit(env, req, &st, false, w->pref.tx == REST_TX_ROLLBACK, on_write_done, w);
         return;
