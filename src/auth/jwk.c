@@ -100,34 +100,6 @@ int auth_b64_decode(str_t in, unsigned flags, unsigned char *out, size_t *outlen
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    if (n < 0) err[0] = '\0';
-}
-
-/* A printable, bounded copy of config text for messages (never the secret itself). */
-static const char *sample(str_t s, char *out, size_t outlen)
-{
-    size_t max = outlen - 4, j = 0;
-    for (size_t i = 0; i < s.len && j < max; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        out[j++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    if (s.len > max) {
-        memcpy(out + j, "...", 3);
-        j += 3;
-    }
-    out[j] = '\0';
-    return out;
-}
-
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -181,7 +153,7 @@ static int rsa_key(auth_key_t *k, const unsigned char *n, size_t nlen, const uns
     int bits = BN_num_bits(bn);
     if (bits < RSA_MIN_BITS || BN_is_zero(be) || !BN_is_odd(be) || BN_is_one(be)) {
         rc = CORE_EINVAL;
-        set_err(msg, msglen, "not a usable RSA public key (%d-bit modulus; %d bits at least)",
+        core_errf(msg, msglen, "not a usable RSA public key (%d-bit modulus; %d bits at least)",
                 bits, RSA_MIN_BITS);
         goto out;
     }
@@ -194,7 +166,7 @@ static int rsa_key(auth_key_t *k, const unsigned char *n, size_t nlen, const uns
     if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
         EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
         rc = CORE_EINVAL;
-        set_err(msg, msglen, "not a usable RSA public key");
+        core_errf(msg, msglen, "not a usable RSA public key");
         goto out;
     }
     if (bits < RSA_WARN_BITS)
@@ -217,7 +189,7 @@ static int ec_key(auth_key_t *k, const char *group, size_t clen, const unsigned 
 {
     unsigned char point[1 + 2 * 66];
     if (xlen == 0 || ylen == 0 || xlen > clen || ylen > clen) {
-        set_err(msg, msglen, "\"x\" and \"y\" must be %zu bytes for %s", clen, group);
+        core_errf(msg, msglen, "\"x\" and \"y\" must be %zu bytes for %s", clen, group);
         return CORE_EINVAL;
     }
     /* Uncompressed SEC1 point; short coordinates (a leading zero dropped by a lenient
@@ -240,12 +212,12 @@ static int ec_key(auth_key_t *k, const char *group, size_t clen, const unsigned 
     rc = CORE_EINVAL;
     if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
         EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-        set_err(msg, msglen, "not a point on %s", group);
+        core_errf(msg, msglen, "not a point on %s", group);
         goto out;
     }
     check = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
     if (!check || EVP_PKEY_public_check(check) != 1) {
-        set_err(msg, msglen, "not a valid public key on %s", group);
+        core_errf(msg, msglen, "not a valid public key on %s", group);
         goto out;
     }
     k->kty = AUTH_KTY_EC;
@@ -266,23 +238,23 @@ static int jwk_bytes(json_t *o, const char *name, unsigned char **out, size_t *l
     json_t *m = json_object_get(o, name);
     *out = NULL;
     if (!m) {
-        set_err(msg, msglen, "\"%s\" is missing", name);
+        core_errf(msg, msglen, "\"%s\" is missing", name);
         return CORE_EINVAL;
     }
     if (!json_is_string(m)) {
-        set_err(msg, msglen, "\"%s\" must be a string", name);
+        core_errf(msg, msglen, "\"%s\" must be a string", name);
         return CORE_EINVAL;
     }
     str_t s = {json_string_value(m), json_string_length(m)};
     *out = core_malloc(auth_b64_max(s.len));
     if (!*out) {
-        set_err(msg, msglen, "out of memory");
+        core_errf(msg, msglen, "out of memory");
         return CORE_ENOMEM;
     }
     if (auth_b64_decode(s, AUTH_B64_URL | AUTH_B64_PAD_OK, *out, len) != CORE_OK) {
         core_free(*out);
         *out = NULL;
-        set_err(msg, msglen, "\"%s\" is not valid base64url", name);
+        core_errf(msg, msglen, "\"%s\" is not valid base64url", name);
         return CORE_EINVAL;
     }
     return CORE_OK;
@@ -304,7 +276,7 @@ static int parse_jwk(json_t *o, auth_key_t *k, char *msg, size_t msglen)
     int rc = CORE_EINVAL;
     memset(k, 0, sizeof(*k));
     if (!json_is_object(o)) {
-        set_err(msg, msglen, "a JWK must be a JSON object");
+        core_errf(msg, msglen, "a JWK must be a JSON object");
         return CORE_EINVAL;
     }
     json_t *kty = json_object_get(o, "kty");
@@ -313,25 +285,25 @@ static int parse_jwk(json_t *o, auth_key_t *k, char *msg, size_t msglen)
     json_t *jalg = json_object_get(o, "alg");
     json_t *crv = json_object_get(o, "crv");
     if (!json_is_string(kty)) {
-        set_err(msg, msglen, "\"kty\" is missing or not a string");
+        core_errf(msg, msglen, "\"kty\" is missing or not a string");
         return CORE_EINVAL;
     }
     if ((kid && !json_is_string(kid)) || (use && !json_is_string(use)) ||
         (jalg && !json_is_string(jalg)) || (crv && !json_is_string(crv))) {
-        set_err(msg, msglen, "\"kid\", \"use\", \"alg\" and \"crv\" must be strings");
+        core_errf(msg, msglen, "\"kid\", \"use\", \"alg\" and \"crv\" must be strings");
         return CORE_EINVAL;
     }
     if (use && strcmp(json_string_value(use), "sig") != 0) {
-        set_err(msg, msglen, "not a signature key (\"use\": \"%s\")",
-                sample(str_from_cstr(json_string_value(use)), smp, sizeof(smp)));
+        core_errf(msg, msglen, "not a signature key (\"use\": \"%s\")",
+                core_sample(str_from_cstr(json_string_value(use)), smp, sizeof(smp)));
         return CORE_ENOTFOUND;
     }
     int alg = -1;
     if (jalg) {
         alg = auth_alg_from_name((str_t){json_string_value(jalg), json_string_length(jalg)});
         if (alg < 0) {
-            set_err(msg, msglen, "unsupported \"alg\" \"%s\"",
-                    sample(str_from_cstr(json_string_value(jalg)), smp, sizeof(smp)));
+            core_errf(msg, msglen, "unsupported \"alg\" \"%s\"",
+                    core_sample(str_from_cstr(json_string_value(jalg)), smp, sizeof(smp)));
             return CORE_ENOTFOUND;
         }
     }
@@ -341,11 +313,11 @@ static int parse_jwk(json_t *o, auth_key_t *k, char *msg, size_t msglen)
         if ((rc = jwk_bytes(o, "k", &a, &alen, msg, msglen)) != CORE_OK) goto out;
         if (alen < HMAC_MIN_BYTES) {
             rc = CORE_EINVAL;
-            set_err(msg, msglen, "\"k\" must be at least %d bytes", HMAC_MIN_BYTES);
+            core_errf(msg, msglen, "\"k\" must be at least %d bytes", HMAC_MIN_BYTES);
             goto out;
         }
         rc = oct_key(k, a, alen);
-        if (rc != CORE_OK) set_err(msg, msglen, "out of memory");
+        if (rc != CORE_OK) core_errf(msg, msglen, "out of memory");
     } else if (strcmp(t, "RSA") == 0) {
         if ((rc = jwk_bytes(o, "n", &a, &alen, msg, msglen)) != CORE_OK ||
             (rc = jwk_bytes(o, "e", &b, &blen, msg, msglen)) != CORE_OK)
@@ -363,8 +335,8 @@ static int parse_jwk(json_t *o, auth_key_t *k, char *msg, size_t msglen)
         while (i < 3 && strcmp(c, curves[i].crv) != 0) i++;
         if (i == 3) {
             rc = CORE_ENOTFOUND;
-            set_err(msg, msglen, "unsupported EC curve \"%s\"",
-                    sample(str_from_cstr(c), smp, sizeof(smp)));
+            core_errf(msg, msglen, "unsupported EC curve \"%s\"",
+                    core_sample(str_from_cstr(c), smp, sizeof(smp)));
             goto out;
         }
         if ((rc = jwk_bytes(o, "x", &a, &alen, msg, msglen)) != CORE_OK ||
@@ -376,21 +348,21 @@ static int parse_jwk(json_t *o, auth_key_t *k, char *msg, size_t msglen)
         size_t want = strcmp(c, "Ed25519") == 0 ? 32 : strcmp(c, "Ed448") == 0 ? 57 : 0;
         if (!want) {
             rc = CORE_ENOTFOUND;
-            set_err(msg, msglen, "unsupported OKP curve \"%s\"",
-                    sample(str_from_cstr(c), smp, sizeof(smp)));
+            core_errf(msg, msglen, "unsupported OKP curve \"%s\"",
+                    core_sample(str_from_cstr(c), smp, sizeof(smp)));
             goto out;
         }
         if ((rc = jwk_bytes(o, "x", &a, &alen, msg, msglen)) != CORE_OK) goto out;
         if (alen != want) {
             rc = CORE_EINVAL;
-            set_err(msg, msglen, "\"x\" must be %zu bytes for %s", want, c);
+            core_errf(msg, msglen, "\"x\" must be %zu bytes for %s", want, c);
             goto out;
         }
         k->pkey = EVP_PKEY_new_raw_public_key_ex(NULL, want == 32 ? "ED25519" : "ED448", NULL,
                                                  a, alen);
         if (!k->pkey) {
             rc = CORE_EINVAL;
-            set_err(msg, msglen, "not a usable %s public key", c);
+            core_errf(msg, msglen, "not a usable %s public key", c);
             goto out;
         }
         k->kty = AUTH_KTY_OKP;
@@ -398,13 +370,13 @@ static int parse_jwk(json_t *o, auth_key_t *k, char *msg, size_t msglen)
         rc = CORE_OK;
     } else {
         rc = CORE_ENOTFOUND;
-        set_err(msg, msglen, "unsupported \"kty\" \"%s\"", sample(str_from_cstr(t), smp, sizeof(smp)));
+        core_errf(msg, msglen, "unsupported \"kty\" \"%s\"", core_sample(str_from_cstr(t), smp, sizeof(smp)));
     }
     if (rc != CORE_OK) goto out;
     if (alg >= 0) {
         if (!(k->algs & AUTH_ALG_BIT(alg))) {
             rc = CORE_EINVAL;
-            set_err(msg, msglen, "\"alg\" %s does not fit a \"%s\" key", alg_names[alg], t);
+            core_errf(msg, msglen, "\"alg\" %s does not fit a \"%s\" key", alg_names[alg], t);
             goto out;
         }
         k->algs = AUTH_ALG_BIT(alg);
@@ -414,7 +386,7 @@ static int parse_jwk(json_t *o, auth_key_t *k, char *msg, size_t msglen)
         k->kid = core_strndup(json_string_value(kid), k->kid_len);
         if (!k->kid) {
             rc = CORE_ENOMEM;
-            set_err(msg, msglen, "out of memory");
+            core_errf(msg, msglen, "out of memory");
         }
     }
 out:
@@ -432,12 +404,12 @@ static int load_json(auth_jwt_t *v, json_t *root, char *err, size_t errlen)
     if (!keys) {
         v->keys = core_calloc(1, sizeof(auth_key_t));
         if (!v->keys) {
-            set_err(err, errlen, "jwt-secret: out of memory");
+            core_errf(err, errlen, "jwt-secret: out of memory");
             return CORE_ENOMEM;
         }
         int rc = parse_jwk(root, &v->keys[0], msg, sizeof(msg));
         if (rc != CORE_OK) {
-            set_err(err, errlen, "jwt-secret: %s JWK: %s",
+            core_errf(err, errlen, "jwt-secret: %s JWK: %s",
                     rc == CORE_ENOTFOUND ? "unsupported" : "invalid", msg);
             return rc == CORE_ENOMEM ? CORE_ENOMEM : CORE_EINVAL;
         }
@@ -445,13 +417,13 @@ static int load_json(auth_jwt_t *v, json_t *root, char *err, size_t errlen)
         return CORE_OK;
     }
     if (!json_is_array(keys)) {
-        set_err(err, errlen, "jwt-secret: the JWKS member \"keys\" must be an array");
+        core_errf(err, errlen, "jwt-secret: the JWKS member \"keys\" must be an array");
         return CORE_EINVAL;
     }
     size_t n = json_array_size(keys);
     v->keys = core_calloc(n ? n : 1, sizeof(auth_key_t));
     if (!v->keys) {
-        set_err(err, errlen, "jwt-secret: out of memory");
+        core_errf(err, errlen, "jwt-secret: out of memory");
         return CORE_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -460,20 +432,20 @@ static int load_json(auth_jwt_t *v, json_t *root, char *err, size_t errlen)
         if (rc == CORE_ENOTFOUND) {
             json_t *kid = json_object_get(jk, "kid");
             LOG_WARN("jwt-secret: JWKS key %zu (kid \"%s\") is skipped: %s", i,
-                     json_is_string(kid) ? sample(str_from_cstr(json_string_value(kid)), smp,
+                     json_is_string(kid) ? core_sample(str_from_cstr(json_string_value(kid)), smp,
                                                   sizeof(smp))
                                          : "",
                      msg);
             continue;
         }
         if (rc != CORE_OK) {
-            set_err(err, errlen, "jwt-secret: JWKS key %zu: %s", i, msg);
+            core_errf(err, errlen, "jwt-secret: JWKS key %zu: %s", i, msg);
             return rc == CORE_ENOMEM ? CORE_ENOMEM : CORE_EINVAL;
         }
         v->nkeys++;
     }
     if (v->nkeys == 0) {
-        set_err(err, errlen, "jwt-secret: the JWKS has no key Strata can verify signatures with");
+        core_errf(err, errlen, "jwt-secret: the JWKS has no key Strata can verify signatures with");
         return CORE_EINVAL;
     }
     return CORE_OK;
@@ -486,7 +458,7 @@ static int read_file(const char *path, core_buf_t *out, char *err, size_t errlen
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        set_err(err, errlen, "jwt-secret: cannot open \"%s\": %s", sample(p, smp, sizeof(smp)),
+        core_errf(err, errlen, "jwt-secret: cannot open \"%s\": %s", core_sample(p, smp, sizeof(smp)),
                 strerror(e));
         return CORE_EINVAL;
     }
@@ -499,16 +471,16 @@ static int read_file(const char *path, core_buf_t *out, char *err, size_t errlen
     fclose(f);
     OPENSSL_cleanse(chunk, sizeof(chunk));
     if (core_buf_status(out) == CORE_ELIMIT) {
-        set_err(err, errlen, "jwt-secret: \"%s\" is larger than 1 MiB",
-                sample(p, smp, sizeof(smp)));
+        core_errf(err, errlen, "jwt-secret: \"%s\" is larger than 1 MiB",
+                core_sample(p, smp, sizeof(smp)));
         return CORE_EINVAL;
     }
     if (core_buf_status(out) != CORE_OK) {
-        set_err(err, errlen, "jwt-secret: out of memory");
+        core_errf(err, errlen, "jwt-secret: out of memory");
         return CORE_ENOMEM;
     }
     if (failed) {
-        set_err(err, errlen, "jwt-secret: cannot read \"%s\"", sample(p, smp, sizeof(smp)));
+        core_errf(err, errlen, "jwt-secret: cannot read \"%s\"", core_sample(p, smp, sizeof(smp)));
         return CORE_EINVAL;
     }
     return CORE_OK;
@@ -527,14 +499,14 @@ static int decode_base64_secret(str_t text, unsigned char **out, size_t *outlen,
     *out = core_malloc(auth_b64_max(text.len));
     int rc = CORE_ENOMEM;
     if (!copy || !*out) {
-        set_err(err, errlen, "jwt-secret: out of memory");
+        core_errf(err, errlen, "jwt-secret: out of memory");
         goto out;
     }
     for (size_t i = 0; i < text.len; i++) copy[i] = text.ptr[i] == '.' ? '=' : text.ptr[i];
     rc = auth_b64_decode((str_t){copy, text.len}, AUTH_B64_URL | AUTH_B64_STD | AUTH_B64_PAD_OK,
                          *out, outlen);
     if (rc != CORE_OK)
-        set_err(err, errlen, "jwt-secret: not valid base64 (jwt-secret-is-base64 is true)");
+        core_errf(err, errlen, "jwt-secret: not valid base64 (jwt-secret-is-base64 is true)");
 out:
     free_secret((unsigned char *)copy, text.len);
     if (rc != CORE_OK) {
@@ -567,7 +539,7 @@ int auth_keys_load(auth_jwt_t *v, const char *secret, bool is_base64, char *err,
     }
     if (text.len > SECRET_MAX_BYTES) {
         rc = CORE_EINVAL;
-        set_err(err, errlen, "jwt-secret: larger than 1 MiB");
+        core_errf(err, errlen, "jwt-secret: larger than 1 MiB");
         goto out;
     }
 
@@ -589,7 +561,7 @@ int auth_keys_load(auth_jwt_t *v, const char *secret, bool is_base64, char *err,
     }
     if (text.len < HMAC_MIN_BYTES) {
         rc = CORE_EINVAL;
-        set_err(err, errlen, "jwt-secret: the JWT secret must be at least %d characters long",
+        core_errf(err, errlen, "jwt-secret: the JWT secret must be at least %d characters long",
                 HMAC_MIN_BYTES);
         goto out;
     }
@@ -597,7 +569,7 @@ int auth_keys_load(auth_jwt_t *v, const char *secret, bool is_base64, char *err,
     if (!v->keys || oct_key(&v->keys[0], (const unsigned char *)text.ptr, text.len) != CORE_OK) {
         if (v->keys) auth_key_clear(&v->keys[0]);
         rc = CORE_ENOMEM;
-        set_err(err, errlen, "jwt-secret: out of memory");
+        core_errf(err, errlen, "jwt-secret: out of memory");
         goto out;
     }
     v->nkeys = 1;

@@ -96,35 +96,6 @@ CONFIG_SETTINGS(CFG_ASSERT)
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    if (n < 0) err[0] = '\0';
-}
-
-/* A printable, bounded copy of a user value for error text: the text may be a terminal's
- * or a log's next line, so control bytes, quotes and non-ASCII become '?'. */
-static const char *sample(str_t v, char *out, size_t outlen)
-{
-    size_t max = outlen - 4, j = 0; /* room for "..." and the NUL */
-    for (size_t i = 0; i < v.len && j < max; i++) {
-        unsigned char c = (unsigned char)v.ptr[i];
-        out[j++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    if (v.len > max) {
-        memcpy(out + j, "...", 3);
-        j += 3;
-    }
-    out[j] = '\0';
-    return out;
-}
-
 static char **str_field(core_config_t *cfg, const cfg_setting_t *s)
 {
     return (char **)(void *)((char *)cfg + s->off);
@@ -225,8 +196,8 @@ static int parse_bool(str_t v, bool loose, bool *out)
 
 static void range_err(char *msg, size_t msglen, long v, const cfg_setting_t *s)
 {
-    if (s->max == LONG_MAX) set_err(msg, msglen, "%ld is out of range (at least %ld)", v, s->min);
-    else set_err(msg, msglen, "%ld is out of range (%ld to %ld)", v, s->min, s->max);
+    if (s->max == LONG_MAX) core_errf(msg, msglen, "%ld is out of range (at least %ld)", v, s->min);
+    else core_errf(msg, msglen, "%ld is out of range (%ld to %ld)", v, s->min, s->max);
 }
 
 /* Stores one value. `quoted`: the file wrote it as a "string" (environment values count as
@@ -239,12 +210,12 @@ static int apply_value(core_config_t *cfg, const cfg_setting_t *s, str_t v, bool
     case CFG_STR:
     case CFG_STR_OPT: {
         if (!quoted) {
-            set_err(msg, msglen, "expected a double-quoted string");
+            core_errf(msg, msglen, "expected a double-quoted string");
             return CORE_EINVAL;
         }
         if (v.len == 0) {
             if (s->type == CFG_STR) {
-                set_err(msg, msglen, "must not be empty");
+                core_errf(msg, msglen, "must not be empty");
                 return CORE_EINVAL;
             }
             replace_string(cfg, s, NULL);
@@ -252,7 +223,7 @@ static int apply_value(core_config_t *cfg, const cfg_setting_t *s, str_t v, bool
         }
         char *copy = core_strndup(v.ptr, v.len);
         if (!copy) {
-            set_err(msg, msglen, "out of memory");
+            core_errf(msg, msglen, "out of memory");
             return CORE_ENOMEM;
         }
         replace_string(cfg, s, copy);
@@ -262,7 +233,7 @@ static int apply_value(core_config_t *cfg, const cfg_setting_t *s, str_t v, bool
     case CFG_LONG: {
         long n;
         if (str_to_long(v, &n) != CORE_OK) {
-            set_err(msg, msglen, "\"%s\" is not an integer", sample(v, smp, sizeof(smp)));
+            core_errf(msg, msglen, "\"%s\" is not an integer", core_sample(v, smp, sizeof(smp)));
             return CORE_EINVAL;
         }
         if (n < s->min || n > s->max) {
@@ -276,8 +247,8 @@ static int apply_value(core_config_t *cfg, const cfg_setting_t *s, str_t v, bool
     case CFG_BOOL: {
         bool b;
         if (parse_bool(v, from_env || quoted, &b) != CORE_OK) {
-            set_err(msg, msglen, "\"%s\" is not a boolean (true or false)",
-                    sample(v, smp, sizeof(smp)));
+            core_errf(msg, msglen, "\"%s\" is not a boolean (true or false)",
+                    core_sample(v, smp, sizeof(smp)));
             return CORE_EINVAL;
         }
         *bool_field(cfg, s) = b;
@@ -286,19 +257,19 @@ static int apply_value(core_config_t *cfg, const cfg_setting_t *s, str_t v, bool
     case CFG_LOG_LEVEL: {
         int level;
         if (!quoted) {
-            set_err(msg, msglen, "expected a double-quoted string");
+            core_errf(msg, msglen, "expected a double-quoted string");
             return CORE_EINVAL;
         }
         if (core_log_level_parse(v, &level) != CORE_OK) {
-            set_err(msg, msglen, "\"%s\" is not a log level (crit, error, warn, info, debug)",
-                    sample(v, smp, sizeof(smp)));
+            core_errf(msg, msglen, "\"%s\" is not a log level (crit, error, warn, info, debug)",
+                    core_sample(v, smp, sizeof(smp)));
             return CORE_EINVAL;
         }
         *int_field(cfg, s) = level;
         return CORE_OK;
     }
     }
-    set_err(msg, msglen, "internal error: unknown setting type");
+    core_errf(msg, msglen, "internal error: unknown setting type");
     return CORE_EINVAL;
 }
 
@@ -340,7 +311,7 @@ static int parse_line(core_config_t *cfg, str_t l, unsigned long lineno, char *e
     size_t i = 0;
     char smp[48], msg[160];
     if (l.len && memchr(l.ptr, '\0', l.len)) {
-        set_err(err, errlen, "config file line %lu: contains a NUL byte", lineno);
+        core_errf(err, errlen, "config file line %lu: contains a NUL byte", lineno);
         return CORE_EINVAL;
     }
     while (i < l.len && is_space(l.ptr[i])) i++;
@@ -351,21 +322,21 @@ static int parse_line(core_config_t *cfg, str_t l, unsigned long lineno, char *e
     str_t key = {l.ptr + kstart, i - kstart};
     while (i < l.len && is_space(l.ptr[i])) i++;
     if (key.len == 0 || i == l.len || l.ptr[i] != '=') {
-        set_err(err, errlen, "config file line %lu: expected key = value", lineno);
+        core_errf(err, errlen, "config file line %lu: expected key = value", lineno);
         return CORE_EINVAL;
     }
     i++;
     while (i < l.len && is_space(l.ptr[i])) i++;
     if (i == l.len || l.ptr[i] == '#') {
-        set_err(err, errlen, "config file line %lu: %s: missing value", lineno,
-                sample(key, smp, sizeof(smp)));
+        core_errf(err, errlen, "config file line %lu: %s: missing value", lineno,
+                core_sample(key, smp, sizeof(smp)));
         return CORE_EINVAL;
     }
 
     const cfg_setting_t *s = find_by_key(key);
     if (!s) {
-        set_err(err, errlen, "config file line %lu: unknown setting \"%s\"", lineno,
-                sample(key, smp, sizeof(smp)));
+        core_errf(err, errlen, "config file line %lu: unknown setting \"%s\"", lineno,
+                core_sample(key, smp, sizeof(smp)));
         return CORE_EINVAL;
     }
 
@@ -385,7 +356,7 @@ static int parse_line(core_config_t *cfg, str_t l, unsigned long lineno, char *e
             }
             if (c == '\\') {
                 if (i == l.len || (l.ptr[i] != '"' && l.ptr[i] != '\\')) {
-                    set_err(err, errlen,
+                    core_errf(err, errlen,
                             "config file line %lu: %s: only \\\" and \\\\ may follow a backslash",
                             lineno, s->key);
                     goto out;
@@ -395,7 +366,7 @@ static int parse_line(core_config_t *cfg, str_t l, unsigned long lineno, char *e
             core_buf_append_char(&val, c);
         }
         if (!closed) {
-            set_err(err, errlen, "config file line %lu: %s: unterminated string", lineno,
+            core_errf(err, errlen, "config file line %lu: %s: unterminated string", lineno,
                     s->key);
             goto out;
         }
@@ -406,17 +377,17 @@ static int parse_line(core_config_t *cfg, str_t l, unsigned long lineno, char *e
     }
     while (i < l.len && is_space(l.ptr[i])) i++;
     if (i < l.len && l.ptr[i] != '#') {
-        set_err(err, errlen, "config file line %lu: %s: unexpected text after the value",
+        core_errf(err, errlen, "config file line %lu: %s: unexpected text after the value",
                 lineno, s->key);
         goto out;
     }
     if (core_buf_status(&val) != CORE_OK) {
         rc = core_buf_status(&val);
-        set_err(err, errlen, "config file line %lu: %s: out of memory", lineno, s->key);
+        core_errf(err, errlen, "config file line %lu: %s: out of memory", lineno, s->key);
         goto out;
     }
     rc = apply_value(cfg, s, core_buf_str(&val), quoted, false, msg, sizeof(msg));
-    if (rc != CORE_OK) set_err(err, errlen, "config file line %lu: %s: %s", lineno, s->key, msg);
+    if (rc != CORE_OK) core_errf(err, errlen, "config file line %lu: %s: %s", lineno, s->key, msg);
 out:
     core_buf_free(&val);
     return rc;
@@ -425,7 +396,7 @@ out:
 int core_config_parse_text(core_config_t *cfg, str_t text, char *err, size_t errlen)
 {
     if (text.len > CONFIG_MAX_TEXT) {
-        set_err(err, errlen, "config file is larger than 1 MiB");
+        core_errf(err, errlen, "config file is larger than 1 MiB");
         return CORE_ELIMIT;
     }
     size_t pos = 0;
@@ -462,7 +433,7 @@ int core_config_apply_env(core_config_t *cfg, char *const *envp, char *err, size
         if (value.len == 0 && s->type != CFG_STR_OPT) continue;
         int rc = apply_value(cfg, s, value, true, true, msg, sizeof(msg));
         if (rc != CORE_OK) {
-            set_err(err, errlen, "%.*s: %s", (int)name.len, name.ptr, msg);
+            core_errf(err, errlen, "%.*s: %s", (int)name.len, name.ptr, msg);
             return rc;
         }
     }
@@ -479,7 +450,7 @@ int core_config_validate(core_config_t *cfg, char *err, size_t errlen)
         case CFG_STR: {
             const char *p = *str_field(cfg, s);
             if (!p || !*p) {
-                set_err(err, errlen, "%s: must not be empty", s->key);
+                core_errf(err, errlen, "%s: must not be empty", s->key);
                 return CORE_EINVAL;
             }
             continue;
@@ -495,7 +466,7 @@ int core_config_validate(core_config_t *cfg, char *err, size_t errlen)
             continue;
         if (v < s->min || v > s->max) {
             range_err(msg, sizeof(msg), v, s);
-            set_err(err, errlen, "%s: %s", s->key, msg);
+            core_errf(err, errlen, "%s: %s", s->key, msg);
             return CORE_EINVAL;
         }
     }
@@ -506,7 +477,7 @@ int core_config_validate(core_config_t *cfg, char *err, size_t errlen)
         if (cfg->server_port == 0) {
             cfg->admin_server_port = 0;
         } else if (cfg->server_port == 65535) {
-            set_err(err, errlen,
+            core_errf(err, errlen,
                     "admin-server-port: must be set when server-port is 65535");
             return CORE_EINVAL;
         } else {
@@ -514,7 +485,7 @@ int core_config_validate(core_config_t *cfg, char *err, size_t errlen)
         }
     }
     if (cfg->admin_server_port != 0 && cfg->admin_server_port == cfg->server_port) {
-        set_err(err, errlen, "admin-server-port: must differ from server-port (%d)",
+        core_errf(err, errlen, "admin-server-port: must differ from server-port (%d)",
                 cfg->server_port);
         return CORE_EINVAL;
     }

@@ -136,6 +136,13 @@ void core_err_write_json(core_buf_t *b, const core_err_t *e);
 /* Convenience for the common case of a static message and optional details. */
 core_err_t core_err_make(int status, const char *code, const char *message, str_t details);
 
+/* One line of error text into err (truncated to errlen, always NUL-terminated); for the
+ * startup paths that report "setting: what is wrong". */
+void core_errf(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
+/* A printable, bounded copy of a user value for error text (never the whole value): control
+ * bytes, quotes, backslashes and non-ASCII become '?', long values end in "...". outlen >= 8. */
+const char *core_sample(str_t v, char *out, size_t outlen);
+
 /* ---- logging --------------------------------------------------------------------------
  * One JSON object per line on stderr. Thread-safe (each line is one write). */
 enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG_DEBUG };
