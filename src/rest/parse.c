@@ -265,6 +265,56 @@ static bool valid_field_name(str_t s)
     return true;
 }
 
+
+/* ---- JSON paths: col->key->>key, col->0, col->>-1 ------------------------------------------ */
+
+static bool is_index(str_t k)
+{
+    size_t i = k.len && k.ptr[0] == '-' ? 1 : 0;
+    if (i == k.len || k.len > 12) return false;
+    for (; i < k.len; i++)
+        if (k.ptr[i] < '0' || k.ptr[i] > '9') return false;
+    return true;
+}
+
+/* Splits "col->a->>b" into the column and its path. Keys may hold any character but the
+ * arrows themselves; an empty key is an error. */
+static int split_json(core_arena_t *a, str_t s, str_t *column, rest_json_op_t **ops, size_t *nops,
+                      const char *what, core_err_t *err)
+{
+    *ops = NULL;
+    *nops = 0;
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < s.len; i++)
+        if (s.ptr[i] == '-' && s.ptr[i + 1] == '>') n++;
+    if (n == 0) {
+        *column = s;
+        return CORE_OK;
+    }
+    if (n > 64) return parse_err(a, err, what, s, "JSON path too deep");
+    rest_json_op_t *v = core_arena_zalloc(a, n * sizeof(*v));
+    if (!v) return CORE_ENOMEM;
+    size_t k = 0, i = 0;
+    while (i + 1 < s.len && !(s.ptr[i] == '-' && s.ptr[i + 1] == '>')) i++;
+    *column = trim((str_t){s.ptr, i});
+    if (column->len == 0) return parse_err(a, err, what, s, "expected a column before \"->\"");
+    while (i < s.len) {
+        i += 2; /* "->" */
+        bool text = i < s.len && s.ptr[i] == '>';
+        if (text) i++;
+        size_t start = i;
+        while (i < s.len && !(i + 1 < s.len && s.ptr[i] == '-' && s.ptr[i + 1] == '>')) i++;
+        str_t key = {s.ptr + start, i - start};
+        if (key.len == 0) return parse_err(a, err, what, s, "expected a key or an index after \"->\"");
+        if (key.ptr[0] == '-' && !is_index(key))
+            return parse_err(a, err, what, s, "unexpected \"-\": expected a digit after it");
+        v[k++] = (rest_json_op_t){key, text, is_index(key)};
+    }
+    *ops = v;
+    *nops = k;
+    return CORE_OK;
+}
+
 /* ---- logic trees: or=(a.eq.1,and(b.gt.2,c.is.null)) ------------------------------------- */
 
 static int parse_logic_body(core_arena_t *a, str_t body, rest_logic_t *l, int depth, core_err_t *err);
@@ -295,7 +345,9 @@ static int parse_cond(core_arena_t *a, str_t s, rest_cond_t *c, int depth, core_
     long dot = str_find_char(s, '.');
     if (dot <= 0) return parse_err(a, err, "failed to parse logic tree", s, "expected a filter like col.eq.value");
     c->is_logic = false;
-    c->filter.column = trim((str_t){s.ptr, (size_t)dot});
+    int rc = split_json(a, trim((str_t){s.ptr, (size_t)dot}), &c->filter.column, &c->filter.json,
+                        &c->filter.njson, "failed to parse logic tree", err);
+    if (rc != CORE_OK) return rc;
     if (!valid_field_name(c->filter.column))
         return parse_err(a, err, "failed to parse logic tree", s, "invalid column name");
     return parse_op_value(a, (str_t){s.ptr + dot + 1, s.len - (size_t)dot - 1}, &c->filter, err);
@@ -347,6 +399,12 @@ static int parse_select_item(core_arena_t *a, str_t s, rest_select_t *it, int de
     if (str_eq(s, STR_LIT("*"))) {
         it->star = true;
         return CORE_OK;
+    }
+    if (str_starts_with(s, STR_LIT("..."))) {
+        it->spread = true;
+        s = trim((str_t){s.ptr + 3, s.len - 3});
+        if (str_find_char(s, '(') < 0)
+            return parse_err(a, err, "failed to parse select parameter", orig, "expected an embed after \"...\": ...rel(cols)");
     }
     /* alias:  — a ':' not followed by ':' before any '(' */
     for (size_t i = 0; i + 1 < s.len; i++) {
@@ -402,7 +460,9 @@ static int parse_select_item(core_arena_t *a, str_t s, rest_select_t *it, int de
         int rc = unquote(a, s, &it->name);
         if (rc != CORE_OK) return rc;
     } else {
-        it->name = s;
+        int rc = split_json(a, s, &it->name, &it->json, &it->njson, "failed to parse select parameter", err);
+        if (rc != CORE_OK) return rc;
+        s = it->name;
     }
     if (!valid_field_name(it->name) && !(s.len >= 2 && s.ptr[0] == '"'))
         return parse_err(a, err, "failed to parse select parameter", orig, "invalid column name");
@@ -461,7 +521,16 @@ static int parse_order(core_arena_t *a, str_t embed, str_t s, rest_query_t *q, c
             else break;
             t.len = (size_t)dot;
         }
-        r->column = t;
+        long open = str_find_char(t, '(');
+        if (open > 0 && t.ptr[t.len - 1] == ')') { /* rel(col): a to-one embed's column */
+            r->rel = trim((str_t){t.ptr, (size_t)open});
+            t = trim((str_t){t.ptr + open + 1, t.len - (size_t)open - 2});
+            if (!valid_field_name(r->rel))
+                return parse_err(a, err, "failed to parse order", parts[i], "expected rel(column)");
+        }
+        rc = split_json(a, t, &r->column, &r->json, &r->njson, "failed to parse order", err);
+        if (rc != CORE_OK) return rc;
+        t = r->column;
         if (!valid_field_name(t) || str_find_char(t, '.') >= 0)
             return parse_err(a, err, "failed to parse order", parts[i],
                              "expected column[.asc|.desc][.nullsfirst|.nullslast]");
@@ -584,8 +653,9 @@ int rest_parse_query(core_arena_t *a, str_t qs, rest_query_t *q, core_err_t *err
         } else {
             rest_filter_t f = {0};
             f.embed = embed;
-            f.column = name;
-            if (!valid_field_name(name))
+            rc = split_json(a, name, &f.column, &f.json, &f.njson, "failed to parse filter", err);
+            if (rc != CORE_OK) return rc;
+            if (!valid_field_name(f.column))
                 return parse_err(a, err, "failed to parse filter", key, "invalid column name");
             rc = parse_op_value(a, val, &f, err);
             if (rc == CORE_OK) rc = add_filter(a, q, &f);

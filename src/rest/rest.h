@@ -25,9 +25,18 @@ typedef enum {
 
 enum { REST_QUANT_NONE = 0, REST_QUANT_ANY, REST_QUANT_ALL };
 
+/* One step of a JSON path: "->key", "->>key", "->0", "->>-1". */
+typedef struct {
+    str_t key;
+    bool text;  /* ->> (text) rather than -> (json) */
+    bool index; /* key is an integer: an array index */
+} rest_json_op_t;
+
 typedef struct {
     str_t embed;       /* "rel" of "rel.col=..." (ptr NULL for the top level) */
     str_t column;
+    rest_json_op_t *json; /* JSON path after the column ("data->a->>b"), njson steps */
+    size_t njson;
     rest_op_t op;
     bool negate;
     int quant;         /* REST_QUANT_* */
@@ -57,17 +66,23 @@ struct rest_select {
     bool star;
     bool is_embed;
     str_t name;     /* column or relation */
+    rest_json_op_t *json; /* JSON path after a column, njson steps */
+    size_t njson;
     str_t alias;    /* ptr NULL when none */
     str_t cast;     /* ptr NULL when none */
     str_t hint;     /* "!hint" of an embed (ptr NULL when none) */
     bool inner;     /* "!inner": only parents with a matching child */
+    bool spread;    /* "...rel(cols)": the to-one relation's columns join the parent's */
     rest_select_t *children; /* embed's own select list */
     size_t nchildren;
 };
 
 typedef struct {
     str_t embed;
+    str_t rel;       /* "rel" of order=rel(col): a to-one embed of this level (ptr NULL: none) */
     str_t column;
+    rest_json_op_t *json;
+    size_t njson;
     bool desc;
     int nulls;       /* 0 default, 1 first, 2 last */
 } rest_order_t;

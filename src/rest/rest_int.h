@@ -27,6 +27,9 @@ int rest_build_param(rest_build_t *x, str_t value) CORE_WUR;
 /* Appends the quoted column after checking `table` has it (42703 otherwise). */
 int rest_build_column(rest_build_t *x, str_t name) CORE_WUR;
 int rest_build_column_error(rest_build_t *x, str_t column);
+/* A column with its JSON path (none: the plain column). */
+int rest_build_field(rest_build_t *x, str_t name, const rest_json_op_t *ops, size_t nops) CORE_WUR;
+str_t rest_json_name(str_t column, const rest_json_op_t *ops, size_t nops);
 int rest_build_unsupported(rest_build_t *x, const char *what);
 int rest_build_filter(rest_build_t *x, const rest_filter_t *f) CORE_WUR;
 int rest_build_logic(rest_build_t *x, const rest_logic_t *l) CORE_WUR;

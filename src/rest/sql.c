@@ -80,6 +80,36 @@ int rest_build_column(rest_build_t *x, str_t name)
     return CORE_OK;
 }
 
+/* A column and its JSON path: "data"->$1::text->>$2::int. Keys are parameters; a column
+ * that is not json/jsonb (arrays, composites) goes through to_jsonb first, as in PostgREST. */
+int rest_build_field(rest_build_t *x, str_t name, const rest_json_op_t *ops, size_t nops)
+{
+    if (nops == 0) return rest_build_column(x, name);
+    const db_column_t *c = db_table_column(x->table, name);
+    if (!c) return rest_build_column_error(x, name);
+    bool json = str_eq(c->type, STR_LIT("json")) || str_eq(c->type, STR_LIT("jsonb"));
+    core_buf_append_cstr(x->b, json ? "(" : "(to_jsonb(");
+    rest_sql_ident(x->b, c->name);
+    if (!json) core_buf_append_char(x->b, ')');
+    for (size_t i = 0; i < nops; i++) {
+        core_buf_append_cstr(x->b, ops[i].text ? "->>" : "->");
+        int rc = rest_build_param(x, ops[i].key);
+        if (rc != CORE_OK) return rc;
+        core_buf_append_cstr(x->b, ops[i].index ? "::int" : "::text");
+    }
+    core_buf_append_char(x->b, ')');
+    return CORE_OK;
+}
+
+/* The output name of a JSON path select item: its last key that is not an index, else the
+ * column. */
+str_t rest_json_name(str_t column, const rest_json_op_t *ops, size_t nops)
+{
+    for (size_t i = nops; i > 0; i--)
+        if (!ops[i - 1].index) return ops[i - 1].key;
+    return column;
+}
+
 /* '*' in like patterns stands for '%', as in PostgREST (URLs mangle '%'). */
 str_t rest_like_pattern(core_arena_t *a, str_t v)
 {
@@ -153,7 +183,7 @@ int rest_build_filter(rest_build_t *x, const rest_filter_t *f)
     if (f->embed.ptr) return rest_build_unsupported(x, "Filters on embedded resources are not supported yet");
     int rc;
     if (f->negate) core_buf_append_cstr(x->b, "not (");
-    if ((rc = rest_build_column(x, f->column)) != CORE_OK) return rc;
+    if ((rc = rest_build_field(x, f->column, f->json, f->njson)) != CORE_OK) return rc;
     bool like = f->op == REST_OP_LIKE || f->op == REST_OP_ILIKE;
     switch (f->op) {
     case REST_OP_IS:
@@ -252,6 +282,7 @@ static int not_embedded(rest_build_t *x, str_t path)
 }
 
 static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, bool as_value);
+static const rest_select_t *embed_item(const rest_query_t *q, str_t name);
 
 int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
 {
@@ -269,7 +300,18 @@ int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
             continue; /* applied inside the embed */
         }
         core_buf_append_cstr(x->b, n++ ? " and " : prefix);
-        int rc = rest_build_filter(x, &q->filters[i]);
+        const rest_filter_t *f = &q->filters[i];
+        const rest_select_t *e = f->op == REST_OP_IS && !f->njson ? embed_item(q, f->column) : NULL;
+        if (e && (str_eq_nocase(f->value, STR_LIT("null")) || str_eq_nocase(f->value, STR_LIT("not_null")))) {
+            /* rel=is.null / rel=not.is.null: filter the parents by whether the (filtered)
+             * embed found anything */
+            bool want_null = str_eq_nocase(f->value, STR_LIT("null")) != f->negate;
+            if (want_null) core_buf_append_cstr(x->b, "not ");
+            int rc = build_embed(x, q, e, true);
+            if (rc != CORE_OK) return rc;
+            continue;
+        }
+        int rc = rest_build_filter(x, f);
         if (rc != CORE_OK) return rc;
     }
     for (size_t i = 0; i < q->nlogic; i++) {
@@ -465,6 +507,66 @@ static void append_join(core_buf_t *b, const char *left, const str_t *lcols, con
     }
 }
 
+/* " from target as alias where <join to the parent>" for a resolved relationship. */
+static void append_rel_from(rest_build_t *x, const rel_t *r, const char *alias)
+{
+    core_buf_t *b = x->b;
+    core_buf_append_cstr(b, " from ");
+    rest_sql_ident(b, r->target->schema);
+    core_buf_append_char(b, '.');
+    rest_sql_ident(b, r->target->name);
+    core_buf_append_cstr(b, " as ");
+    core_buf_append_cstr(b, alias);
+    core_buf_append_cstr(b, " where ");
+    if (r->kind == REL_M2O) {
+        append_join(b, alias, r->fk->fcolumns, x->alias, r->fk->columns, r->fk->ncolumns);
+    } else if (r->kind == REL_O2M) {
+        append_join(b, alias, r->fk->columns, x->alias, r->fk->fcolumns, r->fk->ncolumns);
+    } else {
+        core_buf_append_cstr(b, "exists (select 1 from ");
+        rest_sql_ident(b, r->fk->schema);
+        core_buf_append_char(b, '.');
+        rest_sql_ident(b, r->fk->table);
+        core_buf_append_cstr(b, " as pgrst_j where ");
+        append_join(b, "pgrst_j", r->fk->columns, x->alias, r->fk->fcolumns, r->fk->ncolumns);
+        core_buf_append_cstr(b, " and ");
+        append_join(b, "pgrst_j", r->fk2->columns, alias, r->fk2->fcolumns, r->fk2->ncolumns);
+        core_buf_append_char(b, ')');
+    }
+}
+
+/* A fresh "pgrst_N" alias and a build context for the relation's target. */
+static int enter_rel(rest_build_t *x, const rel_t *r, rest_build_t *cx)
+{
+    int id = ++*x->next_alias;
+    char *alias = core_arena_alloc(x->arena, 32);
+    if (!alias) return CORE_ENOMEM;
+    snprintf(alias, 32, "pgrst_%d", id);
+    *cx = *x;
+    cx->table = r->target;
+    cx->alias = alias;
+    return CORE_OK;
+}
+
+/* Parameters were added through cx; carry its counters back. */
+static void leave_rel(rest_build_t *x, const rest_build_t *cx)
+{
+    x->params = cx->params;
+    x->nparams = cx->nparams;
+    x->cap = cx->cap;
+}
+
+static int not_to_one(rest_build_t *x, const char *code, const char *what, str_t name)
+{
+    *x->err = core_err_make(400, code, NULL, STR_NULL);
+    x->err->message = rest_arena_printf(x->arena, "A %s operation on '%.*s' is not possible", what,
+                                        (int)(name.len > 200 ? 200 : name.len), name.ptr);
+    x->err->details = rest_arena_printf(x->arena, "'%.*s' and '%.*s' do not form a many-to-one or one-to-one relationship",
+                                        STR_FMT(x->table->name), (int)(name.len > 200 ? 200 : name.len), name.ptr);
+    if (!x->err->message.ptr) x->err->message = STR_LIT("operation not possible");
+    return CORE_EINVAL;
+}
+
 static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, bool as_value)
 {
     if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
@@ -473,14 +575,8 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     if (rc != CORE_OK) return rc;
     rest_query_t cq;
     if ((rc = child_query(x->arena, q, it, &cq)) != CORE_OK) return rc;
-
-    int id = ++*x->next_alias;
-    char *alias = core_arena_alloc(x->arena, 32);
-    if (!alias) return CORE_ENOMEM;
-    snprintf(alias, 32, "pgrst_%d", id);
-    rest_build_t cx = *x;
-    cx.table = r.target;
-    cx.alias = alias;
+    rest_build_t cx;
+    if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
     core_buf_t *b = x->b;
 
     if (as_value) core_buf_append_cstr(b, r.kind == REL_M2O ? "(" : "json_array_length(");
@@ -488,23 +584,7 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
                                               : "(select coalesce(json_agg(pgrst_e), '[]') from (select ");
     rc = rest_build_select(&cx, &cq);
     if (rc != CORE_OK) return rc;
-    rest_build_from(&cx);
-    core_buf_append_cstr(b, " where ");
-    if (r.kind == REL_M2O) {
-        append_join(b, alias, r.fk->fcolumns, x->alias, r.fk->columns, r.fk->ncolumns);
-    } else if (r.kind == REL_O2M) {
-        append_join(b, alias, r.fk->columns, x->alias, r.fk->fcolumns, r.fk->ncolumns);
-    } else {
-        core_buf_append_cstr(b, "exists (select 1 from ");
-        rest_sql_ident(b, r.fk->schema);
-        core_buf_append_char(b, '.');
-        rest_sql_ident(b, r.fk->table);
-        core_buf_append_cstr(b, " as pgrst_j where ");
-        append_join(b, "pgrst_j", r.fk->columns, x->alias, r.fk->fcolumns, r.fk->ncolumns);
-        core_buf_append_cstr(b, " and ");
-        append_join(b, "pgrst_j", r.fk2->columns, alias, r.fk2->fcolumns, r.fk2->ncolumns);
-        core_buf_append_char(b, ')');
-    }
+    append_rel_from(x, &r, cx.alias);
     /* the child's own conditions, with its parameters numbered after the parent's so far */
     if ((rc = rest_build_conds(&cx, &cq, " and ")) != CORE_OK) return rc;
     if ((rc = rest_build_order(&cx, &cq)) != CORE_OK) return rc;
@@ -516,10 +596,107 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
         core_buf_append_cstr(b, " as ");
         rest_sql_ident(b, it->alias.ptr ? it->alias : it->name);
     }
-    /* parameters were added through cx; carry its counters back */
-    x->params = cx.params;
-    x->nparams = cx.nparams;
-    x->cap = cx.cap;
+    leave_rel(x, &cx);
+    return CORE_OK;
+}
+
+/* ...rel(cols) on a to-one relation: each of the child's items becomes a column of the
+ * parent, "(select <item> from target where <join and the child's conditions>) as name". */
+static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, size_t *n)
+{
+    if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
+    rel_t r;
+    int rc = find_rel(x, it, it->hint, &r);
+    if (rc != CORE_OK) return rc;
+    if (r.kind != REL_M2O) return not_to_one(x, "PGRST119", "spread", it->name);
+    rest_query_t cq;
+    if ((rc = child_query(x->arena, q, it, &cq)) != CORE_OK) return rc;
+    /* rel(*) or rel(): every column of the target */
+    rest_select_t *items = it->children;
+    size_t nitems = it->nchildren;
+    bool star = nitems == 0;
+    for (size_t i = 0; i < nitems; i++)
+        if (items[i].star) star = true;
+    if (star) {
+        size_t extra = r.target->ncolumns;
+        rest_select_t *v = core_arena_zalloc(x->arena, (nitems + extra) * sizeof(*v));
+        if (!v) return CORE_ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < nitems; i++) {
+            if (!items[i].star) {
+                v[k++] = items[i];
+                continue;
+            }
+            for (size_t c = 0; c < r.target->ncolumns; c++) v[k++].name = r.target->columns[c].name;
+        }
+        if (nitems == 0)
+            for (size_t c = 0; c < r.target->ncolumns; c++) v[k++].name = r.target->columns[c].name;
+        items = v;
+        nitems = k;
+    }
+    for (size_t i = 0; i < nitems; i++) {
+        const rest_select_t *c = &items[i];
+        if (c->spread) return rest_build_unsupported(x, "A spread inside a spread is not supported yet");
+        if (c->is_embed && c->nchildren == 0 && !c->spread) continue;
+        rest_build_t cx;
+        if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
+        if ((*n)++) core_buf_append_cstr(x->b, ", ");
+        core_buf_append_cstr(x->b, "(select ");
+        if (c->is_embed) {
+            rest_select_t one = *c;
+            rest_query_t oq = cq;
+            oq.select = &one;
+            oq.nselect = 1;
+            rc = build_embed(&cx, &oq, &one, false);
+            /* build_embed names it; the outer "as" below names the spread column */
+            if (rc == CORE_OK) core_buf_append_cstr(x->b, " ");
+        } else {
+            rc = rest_build_field(&cx, c->name, c->json, c->njson);
+            if (rc == CORE_OK && c->cast.ptr) {
+                core_buf_append_cstr(x->b, "::");
+                core_buf_append_str(x->b, c->cast);
+            }
+        }
+        if (rc != CORE_OK) return rc;
+        append_rel_from(x, &r, cx.alias);
+        if ((rc = rest_build_conds(&cx, &cq, " and ")) != CORE_OK) return rc;
+        core_buf_append_cstr(x->b, ") as ");
+        str_t name = c->alias.ptr ? c->alias : c->njson ? rest_json_name(c->name, c->json, c->njson) : c->name;
+        rest_sql_ident(x->b, name);
+        leave_rel(x, &cx);
+    }
+    return CORE_OK;
+}
+
+/* The select item of this level that embeds `name` (by alias or relation name). */
+static const rest_select_t *embed_item(const rest_query_t *q, str_t name)
+{
+    for (size_t i = 0; i < q->nselect; i++) {
+        const rest_select_t *s = &q->select[i];
+        if (s->is_embed && ((s->alias.ptr && str_eq(s->alias, name)) || (!s->alias.ptr && str_eq(s->name, name))))
+            return s;
+    }
+    for (size_t i = 0; i < q->nselect; i++)
+        if (q->select[i].is_embed && str_eq(q->select[i].name, name)) return &q->select[i];
+    return NULL;
+}
+
+/* order=rel(col): "(select col from target where join)" for a to-one embed. */
+static int build_related_order(rest_build_t *x, const rest_query_t *q, const rest_order_t *o)
+{
+    const rest_select_t *it = embed_item(q, o->rel);
+    if (!it) return not_embedded(x, o->rel);
+    rel_t r;
+    int rc = find_rel(x, it, it->hint, &r);
+    if (rc != CORE_OK) return rc;
+    if (r.kind != REL_M2O) return not_to_one(x, "PGRST118", "related order", o->rel);
+    rest_build_t cx;
+    if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
+    core_buf_append_cstr(x->b, "(select ");
+    if ((rc = rest_build_field(&cx, o->column, o->json, o->njson)) != CORE_OK) return rc;
+    append_rel_from(x, &r, cx.alias);
+    core_buf_append_char(x->b, ')');
+    leave_rel(x, &cx);
     return CORE_OK;
 }
 
@@ -538,7 +715,7 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q)
 {
     bool any = false;
     for (size_t i = 0; i < q->nselect; i++)
-        if (!q->select[i].is_embed || q->select[i].nchildren) any = true;
+        if (!q->select[i].is_embed || q->select[i].nchildren || q->select[i].spread) any = true;
     if (!any) {
         append_star(x);
         return CORE_OK;
@@ -546,6 +723,11 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q)
     size_t n = 0;
     for (size_t i = 0; i < q->nselect; i++) {
         const rest_select_t *s = &q->select[i];
+        if (s->spread) {
+            int rc = build_spread(x, q, s, &n);
+            if (rc != CORE_OK) return rc;
+            continue;
+        }
         if (s->is_embed && s->nchildren == 0) continue; /* rel(): used for filtering only */
         if (n++) core_buf_append_cstr(x->b, ", ");
         if (s->is_embed) {
@@ -557,15 +739,15 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q)
             append_star(x);
             continue;
         }
-        int rc = rest_build_column(x, s->name);
+        int rc = rest_build_field(x, s->name, s->json, s->njson);
         if (rc != CORE_OK) return rc;
         if (s->cast.ptr) {
             core_buf_append_cstr(x->b, "::");
             core_buf_append_str(x->b, s->cast); /* validated to [A-Za-z0-9_ \[\]] by the parser */
         }
-        if (s->alias.ptr || s->cast.ptr) {
+        if (s->alias.ptr || s->cast.ptr || s->njson) {
             core_buf_append_cstr(x->b, " as ");
-            rest_sql_ident(x->b, s->alias.ptr ? s->alias : s->name);
+            rest_sql_ident(x->b, s->alias.ptr ? s->alias : rest_json_name(s->name, s->json, s->njson));
         }
     }
     return CORE_OK;
@@ -581,7 +763,7 @@ int rest_build_order(rest_build_t *x, const rest_query_t *q)
             continue; /* applied inside the embed */
         }
         core_buf_append_cstr(x->b, n++ ? ", " : " order by ");
-        int rc = rest_build_column(x, o->column);
+        int rc = o->rel.ptr ? build_related_order(x, q, o) : rest_build_field(x, o->column, o->json, o->njson);
         if (rc != CORE_OK) return rc;
         if (o->desc) core_buf_append_cstr(x->b, " desc");
         if (o->nulls == 1) core_buf_append_cstr(x->b, " nulls first");

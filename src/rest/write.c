@@ -247,7 +247,7 @@ static bool filters_only_pk_eq(const db_table_t *t, const rest_query_t *q)
         bool found = false;
         for (size_t k = 0; k < q->nfilters; k++) {
             const rest_filter_t *f = &q->filters[k];
-            if (str_eq(f->column, t->pk[i]) && f->op == REST_OP_EQ && !f->negate && f->quant == REST_QUANT_NONE && !f->embed.ptr)
+            if (str_eq(f->column, t->pk[i]) && f->op == REST_OP_EQ && !f->negate && f->quant == REST_QUANT_NONE && !f->embed.ptr && !f->njson)
                 found = true;
         }
         if (!found) return false;
