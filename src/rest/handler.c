@@ -116,6 +116,15 @@ int rest_negotiate(str_t accept, bool root)
 
 static bool item_is(str_t item, const char *lit) { return str_eq(item, str_from_cstr(lit)); }
 
+int rest_query_allowed(const rest_env_t *env, const rest_query_t *q, core_err_t *err)
+{
+    if (q->aggregates && !env->cfg->db_aggregates_enabled) {
+        *err = core_err_make(400, "PGRST123", "Use of aggregate functions is not allowed", STR_NULL);
+        return CORE_EINVAL;
+    }
+    return CORE_OK;
+}
+
 void rest_prefer_parse(const http_req_t *req, rest_prefer_t *p)
 {
     memset(p, 0, sizeof(*p));
@@ -454,6 +463,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
     rest_query_t q;
     core_err_t err = {0};
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
+    if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
     if (rc == CORE_OK) {
         q.csv = accept == ACCEPT_CSV;
         long lo, hi;

@@ -391,6 +391,39 @@ static bool valid_cast(str_t s)
 static int parse_select_list(core_arena_t *a, str_t s, rest_select_t **out, size_t *n, int depth,
                              core_err_t *err);
 
+static const char *const AGG_NAMES[] = {NULL, "count", "sum", "avg", "min", "max"};
+
+/* "field.sum()", "count()", optionally followed by "::cast": sets it->agg, it->agg_cast and
+ * shortens *s to the field (empty for a bare count()). */
+static int parse_aggregate(core_arena_t *a, str_t *s, rest_select_t *it, str_t orig, core_err_t *err)
+{
+    str_t t = *s;
+    long p = -1;
+    for (size_t i = 0; i + 1 < t.len; i++)
+        if (t.ptr[i] == '(' && t.ptr[i + 1] == ')') p = (long)i;
+    if (p < 0 || str_find_char(t, '(') != p) return CORE_OK; /* "()" inside an embed */
+    str_t after = {t.ptr + p + 2, t.len - (size_t)p - 2};
+    str_t before = {t.ptr, (size_t)p};
+    for (int k = REST_AGG_COUNT; k <= REST_AGG_MAX; k++) {
+        str_t name = str_from_cstr(AGG_NAMES[k]);
+        if (before.len < name.len || memcmp(before.ptr + before.len - name.len, name.ptr, name.len) != 0) continue;
+        size_t flen = before.len - name.len;
+        if (flen > 0 && before.ptr[flen - 1] != '.') continue;
+        if (flen == 0 && k != REST_AGG_COUNT) continue;
+        if (after.len > 0) {
+            if (!str_starts_with(after, STR_LIT("::")))
+                return parse_err(a, err, "failed to parse select parameter", orig, "expected \"::type\" after an aggregate");
+            it->agg_cast = trim((str_t){after.ptr + 2, after.len - 2});
+            if (!valid_cast(it->agg_cast))
+                return parse_err(a, err, "failed to parse select parameter", orig, "invalid cast type");
+        }
+        it->agg = k;
+        *s = trim((str_t){before.ptr, flen ? flen - 1 : 0});
+        return CORE_OK;
+    }
+    return CORE_OK;
+}
+
 static int parse_select_item(core_arena_t *a, str_t s, rest_select_t *it, int depth, core_err_t *err)
 {
     str_t orig = s;
@@ -417,7 +450,14 @@ static int parse_select_item(core_arena_t *a, str_t s, rest_select_t *it, int de
             break;
         }
     }
+    if (!it->spread) {
+        int rc = parse_aggregate(a, &s, it, orig, err);
+        if (rc != CORE_OK) return rc;
+        if (it->agg && s.len == 0) return CORE_OK; /* count() */
+    }
     long paren = str_find_char(s, '(');
+    if (paren >= 0 && it->agg)
+        return parse_err(a, err, "failed to parse select parameter", orig, "aggregates apply to columns, not embeds");
     if (paren >= 0) {
         if (s.ptr[s.len - 1] != ')')
             return parse_err(a, err, "failed to parse select parameter", orig, "expected \")\" to close an embed");
@@ -486,6 +526,13 @@ static int parse_select_list(core_arena_t *a, str_t s, rest_select_t **out, size
     *out = items;
     *n = cnt;
     return CORE_OK;
+}
+
+static bool any_aggregate(const rest_select_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].agg || any_aggregate(v[i].children, v[i].nchildren)) return true;
+    return false;
 }
 
 /* ---- order ------------------------------------------------------------------------------- */
@@ -611,6 +658,7 @@ int rest_parse_query(core_arena_t *a, str_t qs, rest_query_t *q, core_err_t *err
             seen_select = true;
             if (trim(val).len == 0) continue; /* select= means all columns, as in PostgREST */
             rc = parse_select_list(a, val, &q->select, &q->nselect, 0, err);
+            if (rc == CORE_OK) q->aggregates = any_aggregate(q->select, q->nselect);
         } else if (str_eq(name, STR_LIT("order"))) {
             rc = parse_order(a, embed, val, q, err);
         } else if (str_eq(key, STR_LIT("limit"))) {

@@ -24,6 +24,7 @@ typedef enum {
 } rest_op_t;
 
 enum { REST_QUANT_NONE = 0, REST_QUANT_ANY, REST_QUANT_ALL };
+enum { REST_AGG_NONE = 0, REST_AGG_COUNT, REST_AGG_SUM, REST_AGG_AVG, REST_AGG_MIN, REST_AGG_MAX };
 
 /* One step of a JSON path: "->key", "->>key", "->0", "->>-1". */
 typedef struct {
@@ -73,6 +74,8 @@ struct rest_select {
     str_t hint;     /* "!hint" of an embed (ptr NULL when none) */
     bool inner;     /* "!inner": only parents with a matching child */
     bool spread;    /* "...rel(cols)": the to-one relation's columns join the parent's */
+    int agg;        /* REST_AGG_*: col.sum(), count() ... */
+    str_t agg_cast; /* cast applied to the aggregate's result: col.sum()::int */
     rest_select_t *children; /* embed's own select list */
     size_t nchildren;
 };
@@ -107,6 +110,7 @@ typedef struct {
     rest_embed_page_t *pages; /* limits and offsets of embedded resources */
     size_t npages;
     bool csv;               /* set by the handler: build a text/csv body instead of JSON */
+    bool aggregates;        /* some select item (at any depth) is an aggregate */
     str_t columns;          /* decoded ?columns= (ptr NULL when absent); used by writes */
     str_t on_conflict;      /* decoded ?on_conflict= (ptr NULL when absent); used by upserts */
 } rest_query_t;

@@ -13,11 +13,14 @@ typedef struct {
     const db_table_t *table;
     core_buf_t *b;
     const char **params;
+    unsigned char *pkind;      /* per parameter: 1 for a JSON key (shared by equal keys) */
     int nparams, cap;
     core_err_t *err;
     const db_schema_t *schema; /* for embedding: relationships come from its foreign keys */
     const char *alias;         /* how the current relation is named in the FROM clause */
     int *next_alias;           /* counter for the embedded relations' aliases */
+    const char *group_by;      /* " group by 1, 3" when the select list aggregates (set by
+                                * rest_build_select, written by rest_build_order) */
 } rest_build_t;
 
 /* Adds a parameter ($n = its position) without writing anything. */
@@ -65,6 +68,10 @@ typedef struct {
 } rest_prefer_t;
 
 void rest_prefer_parse(const http_req_t *req, rest_prefer_t *p);
+
+/* Settings-dependent checks of a parsed query (aggregates need db-aggregates-enabled:
+ * PGRST123). CORE_EINVAL with *err set. */
+int rest_query_allowed(const rest_env_t *env, const rest_query_t *q, core_err_t *err) CORE_WUR;
 
 /* Accept negotiation: ACCEPT_* or -1 when nothing acceptable (PGRST107). */
 enum { ACCEPT_JSON = 0, ACCEPT_OBJECT = 1, ACCEPT_OPENAPI = 2, ACCEPT_CSV = 3 };

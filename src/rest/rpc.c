@@ -455,6 +455,7 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
 
     rest_query_t q;
     int rc = rest_parse_query(req->arena, filters_qs, &q, &err);
+    if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
     if (rc == CORE_OK) {
         c->offset = q.offset;
         rest_stmt_t st;

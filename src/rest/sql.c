@@ -33,9 +33,14 @@ int rest_build_add_param(rest_build_t *x, str_t value)
         int ncap = x->cap ? x->cap * 2 : 8;
         if (ncap > 65535) return CORE_ELIMIT;
         const char **np = core_arena_alloc(x->arena, (size_t)ncap * sizeof(char *));
-        if (!np) return CORE_ENOMEM;
-        if (x->nparams) memcpy(np, x->params, (size_t)x->nparams * sizeof(char *));
+        unsigned char *nk = core_arena_zalloc(x->arena, (size_t)ncap);
+        if (!np || !nk) return CORE_ENOMEM;
+        if (x->nparams) {
+            memcpy(np, x->params, (size_t)x->nparams * sizeof(char *));
+            if (x->pkind) memcpy(nk, x->pkind, (size_t)x->nparams);
+        }
         x->params = np;
+        x->pkind = nk;
         x->cap = ncap;
     }
     char *v = core_arena_strdup(x->arena, value);
@@ -80,6 +85,20 @@ int rest_build_column(rest_build_t *x, str_t name)
     return CORE_OK;
 }
 
+/* A JSON key as a parameter; equal keys share one, so that the same path written in the
+ * select list, GROUP BY and ORDER BY is the same expression to PostgreSQL. */
+static int build_key_param(rest_build_t *x, str_t key)
+{
+    for (int i = 0; i < x->nparams; i++)
+        if (x->pkind && x->pkind[i] == 1 && strlen(x->params[i]) == key.len && memcmp(x->params[i], key.ptr, key.len) == 0) {
+            core_buf_appendf(x->b, "$%d", i + 1);
+            return CORE_OK;
+        }
+    int rc = rest_build_param(x, key);
+    if (rc == CORE_OK) x->pkind[x->nparams - 1] = 1;
+    return rc;
+}
+
 /* A column and its JSON path: "data"->$1::text->>$2::int. Keys are parameters; a column
  * that is not json/jsonb (arrays, composites) goes through to_jsonb first, as in PostgREST. */
 int rest_build_field(rest_build_t *x, str_t name, const rest_json_op_t *ops, size_t nops)
@@ -93,7 +112,7 @@ int rest_build_field(rest_build_t *x, str_t name, const rest_json_op_t *ops, siz
     if (!json) core_buf_append_char(x->b, ')');
     for (size_t i = 0; i < nops; i++) {
         core_buf_append_cstr(x->b, ops[i].text ? "->>" : "->");
-        int rc = rest_build_param(x, ops[i].key);
+        int rc = build_key_param(x, ops[i].key);
         if (rc != CORE_OK) return rc;
         core_buf_append_cstr(x->b, ops[i].index ? "::int" : "::text");
     }
@@ -552,6 +571,7 @@ static int enter_rel(rest_build_t *x, const rel_t *r, rest_build_t *cx)
 static void leave_rel(rest_build_t *x, const rest_build_t *cx)
 {
     x->params = cx->params;
+    x->pkind = cx->pkind;
     x->nparams = cx->nparams;
     x->cap = cx->cap;
 }
@@ -711,50 +731,96 @@ static void append_star(rest_build_t *x)
     core_buf_append_char(x->b, '*');
 }
 
-int rest_build_select(rest_build_t *x, const rest_query_t *q)
+static const char *const AGG_SQL[] = {NULL, "count(", "sum(", "avg(", "min(", "max("};
+static const char *const AGG_NAME[] = {NULL, "count", "sum", "avg", "min", "max"};
+
+/* col.sum()::cast → sum("col")::cast as "sum"; count() → count(*) as "count". */
+static int build_aggregate(rest_build_t *x, const rest_select_t *s)
 {
-    bool any = false;
-    for (size_t i = 0; i < q->nselect; i++)
-        if (!q->select[i].is_embed || q->select[i].nchildren || q->select[i].spread) any = true;
-    if (!any) {
-        append_star(x);
-        return CORE_OK;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < q->nselect; i++) {
-        const rest_select_t *s = &q->select[i];
-        if (s->spread) {
-            int rc = build_spread(x, q, s, &n);
-            if (rc != CORE_OK) return rc;
-            continue;
-        }
-        if (s->is_embed && s->nchildren == 0) continue; /* rel(): used for filtering only */
-        if (n++) core_buf_append_cstr(x->b, ", ");
-        if (s->is_embed) {
-            int rc = build_embed(x, q, s, false);
-            if (rc != CORE_OK) return rc;
-            continue;
-        }
-        if (s->star) {
-            append_star(x);
-            continue;
-        }
+    core_buf_append_cstr(x->b, AGG_SQL[s->agg]);
+    if (s->name.len == 0) {
+        core_buf_append_char(x->b, '*');
+    } else {
         int rc = rest_build_field(x, s->name, s->json, s->njson);
         if (rc != CORE_OK) return rc;
         if (s->cast.ptr) {
             core_buf_append_cstr(x->b, "::");
-            core_buf_append_str(x->b, s->cast); /* validated to [A-Za-z0-9_ \[\]] by the parser */
-        }
-        if (s->alias.ptr || s->cast.ptr || s->njson) {
-            core_buf_append_cstr(x->b, " as ");
-            rest_sql_ident(x->b, s->alias.ptr ? s->alias : rest_json_name(s->name, s->json, s->njson));
+            core_buf_append_str(x->b, s->cast);
         }
     }
+    core_buf_append_char(x->b, ')');
+    if (s->agg_cast.ptr) {
+        core_buf_append_cstr(x->b, "::");
+        core_buf_append_str(x->b, s->agg_cast); /* validated like any cast */
+    }
+    core_buf_append_cstr(x->b, " as ");
+    rest_sql_ident(x->b, s->alias.ptr ? s->alias : str_from_cstr(AGG_NAME[s->agg]));
     return CORE_OK;
+}
+
+int rest_build_select(rest_build_t *x, const rest_query_t *q)
+{
+    bool any = false, agg = false;
+    for (size_t i = 0; i < q->nselect; i++) {
+        if (!q->select[i].is_embed || q->select[i].nchildren || q->select[i].spread) any = true;
+        if (q->select[i].agg) agg = true;
+    }
+    x->group_by = NULL;
+    if (!any) {
+        append_star(x);
+        return CORE_OK;
+    }
+    core_buf_t g; /* the ordinals of the plain items, when the list aggregates */
+    core_buf_init(&g, 16384);
+    size_t n = 0, ngroup = 0;
+    int rc = CORE_OK;
+    for (size_t i = 0; i < q->nselect && rc == CORE_OK; i++) {
+        const rest_select_t *s = &q->select[i];
+        if (s->spread) {
+            size_t before = n;
+            rc = build_spread(x, q, s, &n);
+            for (size_t k = before; agg && k < n; k++) core_buf_appendf(&g, "%s%zu", ngroup++ ? ", " : " group by ", k + 1);
+            continue;
+        }
+        if (s->is_embed && s->nchildren == 0) continue; /* rel(): used for filtering only */
+        if (n++) core_buf_append_cstr(x->b, ", ");
+        if (agg && !s->agg) {
+            if (s->star) {
+                rc = rest_build_unsupported(x, "'*' cannot be combined with aggregate functions; name the columns to group by");
+                break;
+            }
+            core_buf_appendf(&g, "%s%zu", ngroup++ ? ", " : " group by ", n);
+        }
+        if (s->agg) {
+            rc = build_aggregate(x, s);
+        } else if (s->is_embed) {
+            rc = build_embed(x, q, s, false);
+        } else if (s->star) {
+            append_star(x);
+        } else {
+            rc = rest_build_field(x, s->name, s->json, s->njson);
+            if (rc != CORE_OK) break;
+            if (s->cast.ptr) {
+                core_buf_append_cstr(x->b, "::");
+                core_buf_append_str(x->b, s->cast); /* validated to [A-Za-z0-9_ \[\]] by the parser */
+            }
+            if (s->alias.ptr || s->cast.ptr || s->njson) {
+                core_buf_append_cstr(x->b, " as ");
+                rest_sql_ident(x->b, s->alias.ptr ? s->alias : rest_json_name(s->name, s->json, s->njson));
+            }
+        }
+    }
+    if (rc == CORE_OK && ngroup) {
+        if (core_buf_status(&g) != CORE_OK) rc = core_buf_status(&g);
+        else if (!(x->group_by = core_arena_strdup(x->arena, core_buf_str(&g)))) rc = CORE_ENOMEM;
+    }
+    core_buf_free(&g);
+    return rc;
 }
 
 int rest_build_order(rest_build_t *x, const rest_query_t *q)
 {
+    if (x->group_by) core_buf_append_cstr(x->b, x->group_by);
     size_t n = 0;
     for (size_t i = 0; i < q->norder; i++) {
         const rest_order_t *o = &q->order[i];

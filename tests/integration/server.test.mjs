@@ -56,6 +56,15 @@ test('admin: /live, /ready, /metrics, /schema_cache', async () => {
   assert.equal((await fetch(`${strata.admin}/nope`)).status, 404);
 });
 
+test('aggregates are refused unless db-aggregates-enabled (PGRST123)', async () => {
+  const r = await fetch(`${strata.url}/chapters?select=words.sum()`);
+  assert.equal(r.status, 400);
+  const body = await r.json();
+  assert.equal(body.code, 'PGRST123');
+  const plain = await fetch(`${strata.url}/chapters?select=words&limit=1`);
+  assert.equal(plain.status, 200);
+});
+
 test('malformed requests get 4xx and never take the server down', async () => {
   const cases = [
     ['bad percent escape', 'GET /items?id=eq.%zz HTTP/1.1\r\nHost: x\r\n\r\n', /^HTTP\/1\.1 400/],

@@ -133,6 +133,61 @@ static void test_errors(void)
     parse_bad(deep);
 }
 
+static void test_json_paths(void)
+{
+    rest_query_t q = parse_ok("select=x:data->a->>b::int,data->0,data->>-1&data->c->>d=eq.1&order=data->>e.desc");
+    CHECK_INT(q.nselect, 3);
+    CHECK_STR(q.select[0].alias, "x");
+    CHECK_STR(q.select[0].name, "data");
+    CHECK_INT(q.select[0].njson, 2);
+    CHECK_STR(q.select[0].json[0].key, "a");
+    CHECK(!q.select[0].json[0].text);
+    CHECK_STR(q.select[0].json[1].key, "b");
+    CHECK(q.select[0].json[1].text);
+    CHECK_STR(q.select[0].cast, "int");
+    CHECK(q.select[1].json[0].index);
+    CHECK(q.select[2].json[0].index);
+    CHECK_STR(q.select[2].json[0].key, "-1");
+    CHECK_STR(q.filters[0].column, "data");
+    CHECK_INT(q.filters[0].njson, 2);
+    CHECK_STR(q.order[0].column, "data");
+    CHECK_STR(q.order[0].json[0].key, "e");
+    CHECK(q.order[0].desc);
+    /* "23-xy" is a key, not an index; "--3" is an error */
+    q = parse_ok("select=data->23-xy");
+    CHECK(!q.select[0].json[0].index);
+    parse_bad("select=data->>--34");
+    parse_bad("select=data->");
+    parse_bad("select=->a");
+}
+
+static void test_spreads_aggregates(void)
+{
+    rest_query_t q = parse_ok("select=title,...publishers(name),chapters(words.sum()),count(),total:words::bigint.sum()::text");
+    CHECK_INT(q.nselect, 5);
+    CHECK(q.select[1].spread);
+    CHECK(q.select[1].is_embed);
+    CHECK_STR(q.select[1].name, "publishers");
+    CHECK_INT(q.select[2].children[0].agg, REST_AGG_SUM);
+    CHECK_INT(q.select[3].agg, REST_AGG_COUNT);
+    CHECK_INT(q.select[3].name.len, 0);
+    CHECK_INT(q.select[4].agg, REST_AGG_SUM);
+    CHECK_STR(q.select[4].alias, "total");
+    CHECK_STR(q.select[4].name, "words");
+    CHECK_STR(q.select[4].cast, "bigint");
+    CHECK_STR(q.select[4].agg_cast, "text");
+    CHECK(q.aggregates);
+    q = parse_ok("select=discount(*)"); /* an embed whose name ends in "count" */
+    CHECK(q.select[0].is_embed);
+    CHECK(!q.aggregates);
+    q = parse_ok("order=publishers(name).desc,id");
+    CHECK_STR(q.order[0].rel, "publishers");
+    CHECK_STR(q.order[0].column, "name");
+    CHECK(q.order[0].desc);
+    parse_bad("select=...name");
+    parse_bad("select=words.sum()x");
+}
+
 int main(void)
 {
     A = core_arena_create(4096);
@@ -142,6 +197,8 @@ int main(void)
     test_filters();
     test_logic();
     test_errors();
+    test_json_paths();
+    test_spreads_aggregates();
     core_arena_destroy(A);
     TEST_MAIN_END();
 }
