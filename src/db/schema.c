@@ -99,6 +99,9 @@ static const char CATALOG_SQL_TAIL[] =
     "   'retrel', (select json_build_object('schema', rn.nspname, 'name', rc.relname) from pg_type t"
     "      join pg_class rc on rc.oid = t.typrelid join pg_namespace rn on rn.oid = rc.relnamespace"
     "      where t.oid = p.prorettype),"
+    "   'argrel', (select json_build_object('schema', rn.nspname, 'name', rc.relname) from pg_type t"
+    "      join pg_class rc on rc.oid = t.typrelid join pg_namespace rn on rn.oid = rc.relnamespace"
+    "      where p.pronargs > 0 and t.oid = p.proargtypes[0]),"
     "   'params', (select coalesce(json_agg(json_build_object('name', coalesce(p.proargnames[k.i], ''),"
     "      'type', format_type(k.t, null), 'mode', coalesce(p.proargmodes[k.i], 'i')) order by k.i), '[]')"
     "      from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality k(t, i)))"
@@ -259,6 +262,10 @@ static bool parse_funcs(core_arena_t *a, json_t *arr, db_schema_t *s)
         json_t *rel = json_object_get(o, "retrel");
         if (json_is_object(rel) && (!get_str(a, rel, "schema", &f->retrel_schema, false) ||
                                     !get_str(a, rel, "name", &f->retrel_name, false)))
+            return false;
+        json_t *arel = json_object_get(o, "argrel");
+        if (json_is_object(arel) && (!get_str(a, arel, "schema", &f->argrel_schema, false) ||
+                                     !get_str(a, arel, "name", &f->argrel_name, false)))
             return false;
         json_t *ps = json_object_get(o, "params");
         if (!json_is_array(ps)) return false;

@@ -59,6 +59,9 @@ typedef struct {
     str_t retrel_schema; /* the relation whose row type is returned (ptr NULL when none) */
     str_t retrel_name;
     str_t rettype;
+    str_t argrel_schema; /* the relation whose row type the first argument is (ptr NULL when
+                          * none): a computed field or relationship of that relation */
+    str_t argrel_name;
     str_t description;
     bool retset;
     char volatility;   /* 'i', 's', 'v' */

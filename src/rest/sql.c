@@ -101,14 +101,51 @@ static int build_key_param(rest_build_t *x, str_t key)
 
 /* A column and its JSON path: "data"->$1::text->>$2::int. Keys are parameters; a column
  * that is not json/jsonb (arrays, composites) goes through to_jsonb first, as in PostgREST. */
+/* A computed field of the current relation: a function in the relation's schema whose first
+ * argument is the relation's row type, whose other arguments have defaults, and which
+ * returns one value. NULL when there is none. */
+static const db_func_t *computed_field(const rest_build_t *x, str_t name)
+{
+    if (!x->schema || !x->alias) return NULL;
+    size_t n = 0;
+    const db_func_t *f = db_schema_funcs(x->schema, x->table->schema, name, &n);
+    for (size_t i = 0; f && i < n; i++, f++) {
+        if (f->retset || !f->argrel_name.ptr || !str_eq(f->argrel_schema, x->table->schema) ||
+            !str_eq(f->argrel_name, x->table->name))
+            continue;
+        size_t required = 0;
+        for (size_t k = 0; k < f->nparams; k++)
+            if ((f->params[k].mode == 'i' || f->params[k].mode == 'b') && !f->params[k].has_default) required++;
+        if (required <= 1) return f;
+    }
+    return NULL;
+}
+
+static void append_computed(rest_build_t *x, const db_func_t *f)
+{
+    rest_sql_ident(x->b, f->schema);
+    core_buf_append_char(x->b, '.');
+    rest_sql_ident(x->b, f->name);
+    core_buf_append_char(x->b, '(');
+    core_buf_append_cstr(x->b, x->alias);
+    core_buf_append_char(x->b, ')');
+}
+
 int rest_build_field(rest_build_t *x, str_t name, const rest_json_op_t *ops, size_t nops)
 {
-    if (nops == 0) return rest_build_column(x, name);
     const db_column_t *c = db_table_column(x->table, name);
-    if (!c) return rest_build_column_error(x, name);
-    bool json = str_eq(c->type, STR_LIT("json")) || str_eq(c->type, STR_LIT("jsonb"));
+    const db_func_t *fn = c ? NULL : computed_field(x, name);
+    if (!c && !fn) return rest_build_column_error(x, name);
+    if (nops == 0) {
+        if (c) rest_sql_ident(x->b, c->name);
+        else append_computed(x, fn);
+        return CORE_OK;
+    }
+    str_t type = c ? c->type : fn->rettype;
+    bool json = str_eq(type, STR_LIT("json")) || str_eq(type, STR_LIT("jsonb"));
     core_buf_append_cstr(x->b, json ? "(" : "(to_jsonb(");
-    rest_sql_ident(x->b, c->name);
+    if (c) rest_sql_ident(x->b, c->name);
+    else append_computed(x, fn);
     if (!json) core_buf_append_char(x->b, ')');
     for (size_t i = 0; i < nops; i++) {
         core_buf_append_cstr(x->b, ops[i].text ? "->>" : "->");
@@ -363,14 +400,32 @@ void rest_build_from(rest_build_t *x)
 
 /* ---- embedding ------------------------------------------------------------------------------ */
 
-enum { REL_M2O, REL_O2M, REL_M2M };
+enum { REL_M2O, REL_O2M, REL_M2M, REL_FUNC };
 
 typedef struct {
     int kind;
     const db_fk_t *fk;       /* m2o: fk on the parent; o2m: fk on the child; m2m: junction → parent */
     const db_fk_t *fk2;      /* m2m: junction → child */
     const db_table_t *target;
+    const db_func_t *func;   /* REL_FUNC: a computed relationship fn(parent row) returning target rows */
 } rel_t;
+
+/* Does the relationship give at most one row (an object rather than an array)? Many-to-one,
+ * one-to-one (the child's foreign key is its primary key), and computed relationships that
+ * do not return a set. */
+static bool rel_one(const rel_t *r)
+{
+    if (r->kind == REL_M2O) return true;
+    if (r->kind == REL_FUNC) return !r->func->retset;
+    if (r->kind != REL_O2M || r->target->npk != r->fk->ncolumns || r->fk->ncolumns == 0) return false;
+    for (size_t i = 0; i < r->fk->ncolumns; i++) {
+        bool in_pk = false;
+        for (size_t k = 0; k < r->target->npk; k++)
+            if (str_eq(r->fk->columns[i], r->target->pk[k])) in_pk = true;
+        if (!in_pk) return false;
+    }
+    return true;
+}
 
 static bool fk_from(const db_fk_t *f, const db_table_t *t) { return str_eq(f->schema, t->schema) && str_eq(f->table, t->name); }
 static bool fk_to(const db_fk_t *f, const db_table_t *t) { return str_eq(f->fschema, t->schema) && str_eq(f->ftable, t->name); }
@@ -378,6 +433,7 @@ static bool fk_to(const db_fk_t *f, const db_table_t *t) { return str_eq(f->fsch
 static bool hint_matches(const rel_t *r, str_t hint)
 {
     if (!hint.ptr) return true;
+    if (r->kind == REL_FUNC) return str_eq(hint, STR_LIT("inner")) || str_eq(hint, STR_LIT("left"));
     if (str_eq(r->fk->name, hint) || (r->fk2 && str_eq(r->fk2->name, hint))) return true;
     if (r->kind == REL_M2M && str_eq(r->fk->table, hint)) return true; /* the junction table */
     if (str_eq(hint, STR_LIT("inner")) || str_eq(hint, STR_LIT("left"))) return true;
@@ -400,13 +456,13 @@ static int find_rel(rest_build_t *x, const rest_select_t *it, str_t hint, rel_t 
         /* many-to-one: t references name */
         if (fk_from(f, t) && str_eq(f->ftable, it->name)) {
             const db_table_t *tg = db_schema_table(s, f->fschema, f->ftable);
-            rel_t r = {REL_M2O, f, NULL, tg};
+            rel_t r = {REL_M2O, f, NULL, tg, NULL};
             if (tg && hint_matches(&r, hint)) found[n++] = r;
         }
         /* one-to-many: name references t */
         if (fk_to(f, t) && str_eq(f->table, it->name) && n < 16) {
             const db_table_t *tg = db_schema_table(s, f->schema, f->table);
-            rel_t r = {REL_O2M, f, NULL, tg};
+            rel_t r = {REL_O2M, f, NULL, tg, NULL};
             if (tg && hint_matches(&r, hint)) found[n++] = r;
         }
     }
@@ -419,9 +475,20 @@ static int find_rel(rest_build_t *x, const rest_select_t *it, str_t hint, rel_t 
             if (k == i || !str_eq(f2->schema, f1->schema) || !str_eq(f2->table, f1->table)) continue;
             if (!str_eq(f2->ftable, it->name)) continue;
             const db_table_t *tg = db_schema_table(s, f2->fschema, f2->ftable);
-            rel_t r = {REL_M2M, f1, f2, tg};
+            rel_t r = {REL_M2M, f1, f2, tg, NULL};
             if (tg && hint_matches(&r, hint)) found[n++] = r;
         }
+    }
+    /* computed relationships: functions of t's row type returning rows of an exposed relation */
+    size_t nf = 0;
+    const db_func_t *fn = db_schema_funcs(s, t->schema, it->name, &nf);
+    for (size_t i = 0; fn && i < nf && n < 16; i++, fn++) {
+        if (!fn->argrel_name.ptr || !fn->retrel_name.ptr || !str_eq(fn->argrel_schema, t->schema) ||
+            !str_eq(fn->argrel_name, t->name))
+            continue;
+        const db_table_t *tg = db_schema_table(s, fn->retrel_schema, fn->retrel_name);
+        rel_t r = {REL_FUNC, NULL, NULL, tg, fn};
+        if (tg && hint_matches(&r, hint)) found[n++] = r;
     }
     if (n == 1) {
         *out = found[0];
@@ -440,8 +507,10 @@ static int find_rel(rest_build_t *x, const rest_select_t *it, str_t hint, rel_t 
         core_buf_t d;
         core_buf_init(&d, 8192);
         for (size_t i = 0; i < n; i++)
-            core_buf_appendf(&d, "%s%.*s (%s)", i ? ", " : "", STR_FMT(found[i].fk2 ? found[i].fk2->name : found[i].fk->name),
-                             found[i].kind == REL_M2O ? "many-to-one" : found[i].kind == REL_O2M ? "one-to-many" : "many-to-many");
+            core_buf_appendf(&d, "%s%.*s (%s)", i ? ", " : "",
+                             STR_FMT(found[i].func ? found[i].func->name : found[i].fk2 ? found[i].fk2->name : found[i].fk->name),
+                             found[i].kind == REL_M2O ? "many-to-one" : found[i].kind == REL_O2M ? "one-to-many"
+                             : found[i].kind == REL_M2M ? "many-to-many" : "computed");
         char *dd = core_buf_status(&d) == CORE_OK ? core_arena_strdup(x->arena, core_buf_str(&d)) : NULL;
         core_buf_free(&d);
         x->err->details = str_from_cstr(dd);
@@ -530,6 +599,14 @@ static void append_join(core_buf_t *b, const char *left, const str_t *lcols, con
 static void append_rel_from(rest_build_t *x, const rel_t *r, const char *alias)
 {
     core_buf_t *b = x->b;
+    if (r->kind == REL_FUNC) {
+        core_buf_append_cstr(b, " from ");
+        rest_sql_ident(b, r->func->schema);
+        core_buf_append_char(b, '.');
+        rest_sql_ident(b, r->func->name);
+        core_buf_appendf(b, "(%s) as %s where true", x->alias, alias);
+        return;
+    }
     core_buf_append_cstr(b, " from ");
     rest_sql_ident(b, r->target->schema);
     core_buf_append_char(b, '.');
@@ -599,8 +676,9 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
     core_buf_t *b = x->b;
 
-    if (as_value) core_buf_append_cstr(b, r.kind == REL_M2O ? "(" : "json_array_length(");
-    core_buf_append_cstr(b, r.kind == REL_M2O ? "(select row_to_json(pgrst_e) from (select "
+    bool one = rel_one(&r);
+    if (as_value) core_buf_append_cstr(b, one ? "(" : "json_array_length(");
+    core_buf_append_cstr(b, one ? "(select row_to_json(pgrst_e) from (select "
                                               : "(select coalesce(json_agg(pgrst_e), '[]') from (select ");
     rc = rest_build_select(&cx, &cq);
     if (rc != CORE_OK) return rc;
@@ -611,7 +689,7 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     if (cq.limit >= 0) core_buf_appendf(b, " limit %ld", cq.limit);
     if (cq.offset > 0) core_buf_appendf(b, " offset %ld", cq.offset);
     core_buf_append_cstr(b, ") pgrst_e)");
-    if (as_value) core_buf_append_cstr(b, r.kind == REL_M2O ? ") is not null" : ") > 0");
+    if (as_value) core_buf_append_cstr(b, one ? ") is not null" : ") > 0");
     if (!as_value) {
         core_buf_append_cstr(b, " as ");
         rest_sql_ident(b, it->alias.ptr ? it->alias : it->name);
@@ -628,7 +706,7 @@ static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_selec
     rel_t r;
     int rc = find_rel(x, it, it->hint, &r);
     if (rc != CORE_OK) return rc;
-    if (r.kind != REL_M2O) return not_to_one(x, "PGRST119", "spread", it->name);
+    if (!rel_one(&r)) return not_to_one(x, "PGRST119", "spread", it->name);
     rest_query_t cq;
     if ((rc = child_query(x->arena, q, it, &cq)) != CORE_OK) return rc;
     /* rel(*) or rel(): every column of the target */
@@ -709,7 +787,7 @@ static int build_related_order(rest_build_t *x, const rest_query_t *q, const res
     rel_t r;
     int rc = find_rel(x, it, it->hint, &r);
     if (rc != CORE_OK) return rc;
-    if (r.kind != REL_M2O) return not_to_one(x, "PGRST118", "related order", o->rel);
+    if (!rel_one(&r)) return not_to_one(x, "PGRST118", "related order", o->rel);
     rest_build_t cx;
     if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
     core_buf_append_cstr(x->b, "(select ");
@@ -804,7 +882,7 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q)
                 core_buf_append_cstr(x->b, "::");
                 core_buf_append_str(x->b, s->cast); /* validated to [A-Za-z0-9_ \[\]] by the parser */
             }
-            if (s->alias.ptr || s->cast.ptr || s->njson) {
+            if (s->alias.ptr || s->cast.ptr || s->njson || !db_table_column(x->table, s->name)) {
                 core_buf_append_cstr(x->b, " as ");
                 rest_sql_ident(x->b, s->alias.ptr ? s->alias : rest_json_name(s->name, s->json, s->njson));
             }
