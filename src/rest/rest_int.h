@@ -21,6 +21,9 @@ typedef struct {
     int *next_alias;           /* counter for the embedded relations' aliases */
     const char *group_by;      /* " group by 1, 3" when the select list aggregates (set by
                                 * rest_build_select, written by rest_build_order) */
+    const db_table_t **cte_tables; /* embeds of these relations read the CTE of the same index */
+    const char **cte_names;        /* (rows a nested insert wrote in this statement) */
+    size_t ncte;
 } rest_build_t;
 
 /* Adds a parameter ($n = its position) without writing anything. */
@@ -48,6 +51,14 @@ int rest_build_order(rest_build_t *x, const rest_query_t *q) CORE_WUR;
 void rest_build_from(rest_build_t *x);
 str_t rest_like_pattern(core_arena_t *a, str_t v);
 str_t rest_array_literal(core_arena_t *a, const str_t *items, size_t n, bool like);
+
+/* ---- nested inserts (nested.c) ---------------------------------------------------------------- */
+
+/* When the POST body (an object or an array of objects) carries children under the names of
+ * one-to-many relations of x->table, writes "with ..., pgrst_source as (insert ...), pgrst_cN
+ * as (insert children ...)" into x->b, points the children's embeds at their CTEs and sets
+ * *used. Otherwise leaves everything untouched (*used false). */
+int rest_nested_insert(rest_build_t *x, str_t body, bool *used, core_err_t *err) CORE_WUR;
 
 /* ---- Prefer (handler.c) ------------------------------------------------------------------------ */
 

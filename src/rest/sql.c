@@ -608,9 +608,16 @@ static void append_rel_from(rest_build_t *x, const rel_t *r, const char *alias)
         return;
     }
     core_buf_append_cstr(b, " from ");
-    rest_sql_ident(b, r->target->schema);
-    core_buf_append_char(b, '.');
-    rest_sql_ident(b, r->target->name);
+    const char *cte = NULL;
+    for (size_t i = 0; i < x->ncte; i++)
+        if (x->cte_tables[i] == r->target) cte = x->cte_names[i];
+    if (cte) {
+        core_buf_append_cstr(b, cte);
+    } else {
+        rest_sql_ident(b, r->target->schema);
+        core_buf_append_char(b, '.');
+        rest_sql_ident(b, r->target->name);
+    }
     core_buf_append_cstr(b, " as ");
     core_buf_append_cstr(b, alias);
     core_buf_append_cstr(b, " where ");

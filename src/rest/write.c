@@ -292,6 +292,14 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
     int rc = CORE_OK;
     const db_table_t *t = w->table;
 
+    if (w->is_post && !w->upsert && !columns_param.ptr && body.len) {
+        bool nested = false; /* children in the body: see nested.c */
+        if ((rc = rest_nested_insert(&x, body, &nested, err)) != CORE_OK) goto out;
+        if (nested) {
+            if ((rc = build_outer(w, &x, q)) != CORE_OK) goto out;
+            goto done;
+        }
+    }
     core_buf_append_cstr(&b, w->upsert && w->is_post ? "with pgrst_upsert as (" : "with pgrst_source as (");
     if (w->is_delete) {
         core_buf_append_cstr(&b, "delete from ");
@@ -451,6 +459,7 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
         core_buf_append_cstr(&b, ".*)");
     }
     if ((rc = build_outer(w, &x, q)) != CORE_OK) goto out;
+done:
     if ((rc = core_buf_status(&b)) != CORE_OK) goto out;
     st->sql = core_arena_strdup(a, core_buf_str(&b));
     st->params = x.params;
