@@ -74,6 +74,26 @@ function requests(p) {
     ['PATCH', '/kv?k=eq.nothing', { [p]: 3 }],
     ['DELETE', `/kv?k=eq.${e}`],
     ['DELETE', `/kv?${e}=eq.x`],
+    ['GET', `/jdocs?select=data->${e}`],
+    ['GET', `/jdocs?select=data->>${e}::int`],
+    ['GET', `/jdocs?select=data->0->>${e}`],
+    ['GET', `/jdocs?data->>${e}=eq.1`],
+    ['GET', `/jdocs?data->${e}=eq.${e}`],
+    ['GET', `/jdocs?order=data->>${e}.desc`],
+    ['GET', `/jdocs?or=(data->>${e}.eq.1,id.eq.2)`],
+    ['GET', `/chapters?select=${e}.sum()`],
+    ['GET', `/chapters?select=${e}:words.sum()`],
+    ['GET', `/chapters?select=words.sum()::${e}`],
+    ['GET', `/chapters?select=novel_id,count()&order=${e}`],
+    ['GET', `/novels?select=title,...${e}(name)`],
+    ['GET', `/novels?select=title,...publishers(${e})`],
+    ['GET', `/novels?select=title,publishers(name)&order=publishers(${e})`],
+    ['GET', `/novels?select=title,publishers(name)&order=${e}(name)`],
+    ['GET', `/novels?select=title,publishers(name)&publishers=is.${e}`],
+    ['GET', `/novels?select=id,${e}&${e}=eq.1`],
+    ['POST', '/orders', { customer: p, order_items: [{ sku: p, qty: 1 }] }],
+    ['POST', '/orders', { customer: 'x', order_items: [{ [p]: 1 }] }],
+    ['POST', '/orders', { customer: 'x', [p]: [{ sku: 'a', qty: 1 }] }],
     ['GET', '/items', undefined, { 'Accept-Profile': p }],
     ['GET', '/items', undefined, { Prefer: p }],
     ['GET', '/items', undefined, { Range: p }],
@@ -84,7 +104,7 @@ function requests(p) {
 before(async () => {
   pg = await startPostgres({ fixture: path.join(root, 'tests/integration/fixtures/schema.sql') });
   strata = await startStrata({
-    env: { PGRST_DB_URI: pg.conninfo(), STRATA_DB_ADMIN_URI: pg.conninfo('postgres'), PGRST_DB_ANON_ROLE: 'anon', PGRST_DB_SCHEMAS: 'public,api' },
+    env: { PGRST_DB_URI: pg.conninfo(), STRATA_DB_ADMIN_URI: pg.conninfo('postgres'), PGRST_DB_ANON_ROLE: 'anon', PGRST_DB_SCHEMAS: 'public,api', PGRST_DB_AGGREGATES_ENABLED: 'true' },
   });
 });
 
@@ -94,7 +114,7 @@ after(async () => {
   if (exit) assert.equal(exit.code, 0, strata.log.slice(-3000));
 });
 
-const TABLES = ['items', 'kv', 'people', 'secrets', 'todos', 'novels', 'chapters'];
+const TABLES = ['items', 'kv', 'people', 'secrets', 'todos', 'novels', 'chapters', 'jdocs'];
 function snapshot() {
   return pg.psql(TABLES.map((t) => `select '${t}', count(*) from public.${t}`).join(' union all ') + ';').trim();
 }
@@ -124,5 +144,7 @@ test('injection corpus: every position answers normally or 4xx, and nothing chan
   assert.equal(snapshot().split('\n').filter((l) => !l.startsWith('kv|')).join('\n'), before);
   assert.equal(pg.psql("select count(*) from public.kv where k not like '%drop%' and k not like '%delete%'").trim(), kvBefore);
   assert.equal(pg.psql("select has_table_privilege('anon', 'public.secrets', 'select')").trim(), 'f');
+  // Nested inserts only wrote the rows they were given (payload as the value, quantity 1).
+  assert.equal(pg.psql("select count(*) from public.order_items where qty <> 1 or sku not in (select customer from public.orders)").trim(), '0');
   console.log(`# ${n} hostile requests, none changed the schema or data`);
 });
