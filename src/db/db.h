@@ -78,6 +78,14 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
  * call), or a negative status when it could not even be queued (done will not run). */
 int db_pool_submit(db_pool_t *pool, const db_request_t *req, db_done_fn done, void *arg) CORE_WUR;
 
+/* Queues n requests that run as one transaction: their statements are sent in order in one
+ * pipeline segment with a single Sync, so an error in one rolls all of them back (the
+ * requests after it get an error too). dones[i](args[i], ...) run in order once the
+ * segment completes. Same return contract as db_pool_submit. */
+#define DB_BATCH_MAX 64
+int db_pool_submit_batch(db_pool_t *pool, const db_request_t *reqs, const db_done_fn *dones, void *const *args,
+                         size_t n) CORE_WUR;
+
 /* True when at least one connection is up. */
 bool db_pool_ready(const db_pool_t *pool);
 

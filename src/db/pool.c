@@ -33,6 +33,8 @@
 
 typedef struct db_job {
     struct db_job *next;
+    struct db_job *group_next; /* the next request of a batch (db_pool_submit_batch) */
+    unsigned ring_need;        /* ring items the whole segment may take */
     db_request_t req;
     db_done_fn done;
     void *arg;
@@ -223,7 +225,7 @@ static int conn_watch(db_conn_t *c, int events)
 
 /* ---- job completion -------------------------------------------------------------------- */
 
-static void job_complete(db_pool_t *p, db_job_t *j)
+static void job_complete_one(db_pool_t *p, db_job_t *j)
 {
     db_error_t e = {0};
     PGresult *res = NULL;
@@ -254,6 +256,19 @@ static void job_complete(db_pool_t *p, db_job_t *j)
     PQclear(j->err_res);
     PQclear(j->res);
     core_free(j);
+}
+
+/* Completes a job and, for a batch, every request of its group in order (a connection or
+ * acquisition failure applies to all of them). */
+static void job_complete(db_pool_t *p, db_job_t *j)
+{
+    int conn_err = j->conn_err;
+    while (j) {
+        db_job_t *next = j->group_next;
+        if (conn_err && !j->conn_err) j->conn_err = conn_err;
+        job_complete_one(p, j);
+        j = next;
+    }
 }
 
 /* ---- sending -------------------------------------------------------------------------- */
@@ -301,7 +316,7 @@ static bool conn_send_setup(db_conn_t *c, bool deallocate)
 /* Sends one job's segment; false when the connection broke (the job is then in the ring
  * or not, as the return of ring pushes says — the caller fails the connection, which
  * completes every job in the ring, and requeues nothing). */
-static bool conn_send_job(db_conn_t *c, db_job_t *j)
+static bool conn_send_stmts(db_conn_t *c, db_job_t *j)
 {
     PGconn *pg = c->pg;
     const db_request_t *r = &j->req;
@@ -348,7 +363,16 @@ static bool conn_send_job(db_conn_t *c, db_job_t *j)
     if (r->rollback &&
         (!PQsendQueryParams(pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_AUX, j)))
         return false;
-    if (!PQpipelineSync(pg) || !ring_push(c, IT_SYNC, j)) return false;
+    return true;
+}
+
+/* Sends a job's segment: its statements (every request's, for a batch) and one Sync, so a
+ * batch is one transaction. */
+static bool conn_send_job(db_conn_t *c, db_job_t *j)
+{
+    for (db_job_t *m = j; m; m = m->group_next)
+        if (!conn_send_stmts(c, m)) return false;
+    if (!PQpipelineSync(c->pg) || !ring_push(c, IT_SYNC, j)) return false;
     c->inflight++;
     return true;
 }
@@ -586,6 +610,7 @@ static void pool_dispatch(db_pool_t *p)
         }
         db_conn_t *best = NULL;
         unsigned best_i = 0;
+        unsigned need = p->wait_head->ring_need ? p->wait_head->ring_need : 8;
         for (unsigned i = 0; i < p->nconns; i++) {
             db_conn_t *c = &p->conns[i];
             if (c->state != CS_READY || c->inflight >= p->cfg.max_pipeline) continue;
@@ -596,7 +621,7 @@ static void pool_dispatch(db_pool_t *p)
                 }
                 continue;
             }
-            if (c->ring_cap - c->ring_len < 8) continue;
+            if (c->ring_cap - c->ring_len < need) continue;
             if (!best || c->inflight < best->inflight) {
                 best = c;
                 best_i = i;
@@ -614,9 +639,10 @@ static void pool_dispatch(db_pool_t *p)
                     best->ring[(best->ring_head + k) % best->ring_cap].kind == IT_SYNC)
                     queued = true;
             /* Remove partial items of this job so conn_fail does not touch a freed job. */
-            for (unsigned k = 0; k < best->ring_len; k++) {
+            for (unsigned k = 0; k < best->ring_len && !queued; k++) {
                 item_t *it = &best->ring[(best->ring_head + k) % best->ring_cap];
-                if (it->job == j && !queued) it->job = NULL;
+                for (db_job_t *m = j; m; m = m->group_next)
+                    if (it->job == m) it->job = NULL;
             }
             if (!queued) {
                 j->conn_err = DB_ERR_CONNECTION;
@@ -682,7 +708,7 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
         db_conn_t *c = &p->conns[i];
         c->pool = p;
         c->poll_fd = -1;
-        c->ring_cap = p->cfg.max_pipeline * 6 + 16;
+        c->ring_cap = p->cfg.max_pipeline * 6 + 16 + DB_BATCH_MAX * 5;
         c->ring = core_calloc(c->ring_cap, sizeof(item_t));
         if (!c->ring) goto out;
     }
@@ -725,6 +751,39 @@ int db_pool_submit(db_pool_t *p, const db_request_t *req, db_done_fn done, void 
     if (p->wait_tail) p->wait_tail->next = j;
     else p->wait_head = j;
     p->wait_tail = j;
+    p->nwaiting++;
+    if (!uv_is_closing((uv_handle_t *)&p->dispatch)) uv_check_start(&p->dispatch, dispatch_cb);
+    return CORE_OK;
+}
+
+int db_pool_submit_batch(db_pool_t *p, const db_request_t *reqs, const db_done_fn *dones, void *const *args, size_t n)
+{
+    if (p->closing) return CORE_EIO;
+    if (n == 0 || n > DB_BATCH_MAX) return CORE_EINVAL;
+    db_job_t *head = NULL, *tail = NULL;
+    for (size_t i = 0; i < n; i++) {
+        db_job_t *j = core_calloc(1, sizeof(*j));
+        if (!j) {
+            while (head) {
+                db_job_t *next = head->group_next;
+                core_free(head);
+                head = next;
+            }
+            return CORE_ENOMEM;
+        }
+        j->req = reqs[i];
+        j->done = dones[i];
+        j->arg = args[i];
+        if (tail) tail->group_next = j;
+        else head = j;
+        tail = j;
+    }
+    if (!head) return CORE_EINVAL;
+    head->deadline_ns = core_now_ns() + (uint64_t)p->cfg.acquire_timeout_ms * 1000000u;
+    head->ring_need = (unsigned)n * 5 + 1;
+    if (p->wait_tail) p->wait_tail->next = head;
+    else p->wait_head = head;
+    p->wait_tail = head;
     p->nwaiting++;
     if (!uv_is_closing((uv_handle_t *)&p->dispatch)) uv_check_start(&p->dispatch, dispatch_cb);
     return CORE_OK;

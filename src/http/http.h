@@ -41,6 +41,11 @@ struct http_req {
     const char *log_role; /* set by the handler for the access log; may stay NULL */
     void *internal;      /* owned by the http layer */
     void *user;          /* the handler's per-request state (in the arena); NULL initially */
+    /* A request made by a handler rather than read from a socket (a batch's operations):
+     * http_respond hands its response to capture instead of writing it. Such a request has
+     * internal == NULL and lives in its creator's arena. */
+    void (*capture)(http_req_t *req, int status, const http_header_t *headers, size_t nheaders, str_t body);
+    void *capture_arg;
 };
 
 typedef void (*http_handler_fn)(http_req_t *req, void *udata);

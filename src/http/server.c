@@ -1396,7 +1396,7 @@ str_t http_req_header(const http_req_t *req, str_t name)
 bool http_req_client_gone(const http_req_t *req)
 {
     const http_conn_t *c = req->internal;
-    return c->closing;
+    return c ? c->closing : false;
 }
 
 /* The handler gives the request back: true when the caller may go on writing. */
@@ -1419,6 +1419,10 @@ static void release_request(http_conn_t *c)
 void http_respond(http_req_t *req, int status, const http_header_t *headers, size_t nheaders,
                   str_t body)
 {
+    if (req && req->capture && !req->internal) {
+        req->capture(req, status, headers, nheaders, body);
+        return;
+    }
     http_conn_t *c = owned_conn(req, "http_respond");
     if (!c || c->streaming) {
         if (c) LOG_ERROR("http: http_respond during a stream");
@@ -1466,8 +1470,7 @@ void http_respond(http_req_t *req, int status, const http_header_t *headers, siz
 
 void http_respond_error(http_req_t *req, const core_err_t *e)
 {
-    http_conn_t *c = owned_conn(req, "http_respond_error");
-    if (!c) return;
+    if (!(req && req->capture && !req->internal) && !owned_conn(req, "http_respond_error")) return;
     const http_header_t ct[] = {
         {STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")}};
     core_buf_t b;

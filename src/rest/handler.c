@@ -316,9 +316,11 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         .params = st->params,
     };
     int rc = CORE_ENOMEM;
-    if (dr.claims_json && dr.method && dr.path && dr.headers_json) rc = db_pool_submit(env->pool, &dr, done, arg);
+    if (dr.claims_json && dr.method && dr.path && dr.headers_json)
+        rc = env->collect ? rest_batch_collect(env, &dr, done, arg) : db_pool_submit(env->pool, &dr, done, arg);
     if (rc == CORE_OK) return CORE_OK;
     if (rc == CORE_ENOMEM) rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+    else if (rc == CORE_ELIMIT) rest_respond_simple(req, 400, "PGRST102", "Invalid batch", STR_LIT("too many operations"));
     else rest_respond_simple(req, 503, "PGRST001", "The server is shutting down", STR_NULL);
     return rc;
 }
@@ -593,6 +595,10 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         return;
     }
     const db_table_t *t = db_schema_table(env->schema, schema, path);
+    if (!t && str_eq(path, STR_LIT("batch")) && str_eq(req->method, STR_LIT("POST")) && !env->collect) {
+        rest_handle_batch(env, req); /* beyond PostgREST; a relation named "batch" wins */
+        return;
+    }
     if (!t) {
         core_err_t e = core_err_make(404, "PGRST205", NULL, STR_NULL);
         e.message = rest_arena_printf(req->arena, "Could not find the table '%.*s.%.*s' in the schema cache",

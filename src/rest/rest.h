@@ -169,6 +169,7 @@ typedef struct {
     const struct auth_jwt *jwt;   /* shared verifier (auth/auth.h) */
     struct auth_cache *jwt_cache; /* this worker's verified-token cache */
     const char *pre_request_sql;  /* "select "schema"."fn"()" for db-pre-request, or NULL */
+    struct rest_batch *collect;   /* set while a batch's operations are handled (batch.c) */
 } rest_env_t;
 
 /* Handles a request whose path (after any "/rest/v1" prefix) is `path`. Always ends the

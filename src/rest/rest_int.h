@@ -52,6 +52,13 @@ void rest_build_from(rest_build_t *x);
 str_t rest_like_pattern(core_arena_t *a, str_t v);
 str_t rest_array_literal(core_arena_t *a, const str_t *items, size_t n, bool like);
 
+/* ---- batches (batch.c) ------------------------------------------------------------------------- */
+
+/* POST /batch: a JSON array of operations run in one transaction. */
+void rest_handle_batch(rest_env_t *env, http_req_t *req);
+/* While env->collect is set, rest_submit hands statements here instead of to the pool. */
+int rest_batch_collect(rest_env_t *env, const db_request_t *dr, db_done_fn done, void *arg) CORE_WUR;
+
 /* ---- nested inserts (nested.c) ---------------------------------------------------------------- */
 
 /* When the POST body (an object or an array of objects) carries children under the names of
