@@ -31,6 +31,7 @@ before(async () => {
       STRATA_DB_ADMIN_URI: pg.conninfo('postgres'),
       PGRST_DB_ANON_ROLE: 'anon',
       PGRST_DB_SCHEMAS: 'public,api',
+      PGRST_DB_AGGREGATES_ENABLED: 'true',
     },
   });
   db = new PostgrestClient(strata.url);
@@ -795,4 +796,65 @@ test("schema('api'): the default schema doesn't see api tables; an unknown schem
   assert.deepEqual(ok(await api.from('things').select('label')), [{ label: 'from api schema' }]);
   const err = failed(await db.schema('nope').from('gadgets').select(), 'PGRST106', 406);
   assert.match(`${err.message} ${err.hint}`, /public, api/); // v12 says it in the message, v13 in the hint
+});
+
+// ---- JSON paths, spreads, aggregates, computed fields, nested inserts (session 2) ----
+
+test('JSON paths: select data->>name, filter .eq on a path, order by a path', async () => {
+  const data = ok(await db.from('jdocs').select('id, name:data->>name, city:data->addr->>city')
+    .eq('data->>name', 'ann'));
+  assert.deepEqual(data, [{ id: 1, name: 'ann', city: 'Oslo' }]);
+  const ordered = ok(await db.from('jdocs').select('id').order('data->age', { ascending: false }));
+  assert.deepEqual(ordered.map((r) => r.id), [3, 1, 2]);
+  const arr = ok(await db.from('jdocs').select('first:nums->0').eq('id', 2));
+  assert.deepEqual(arr, [{ first: 4 }]);
+});
+
+test('JSON paths: .gt on a -> path compares JSON values; .in on ->>', async () => {
+  const older = ok(await db.from('jdocs').select('id').gt('data->age', 28).order('id'));
+  assert.deepEqual(older, [{ id: 1 }, { id: 3 }]);
+  const some = ok(await db.from('jdocs').select('id').in('data->>name', ['bob', 'cy']).order('id'));
+  assert.deepEqual(some, [{ id: 2 }, { id: 3 }]);
+});
+
+test('spread: ...publishers(name) flattens a many-to-one embed', async () => {
+  const data = ok(await db.from('novels').select('title, ...publishers(publisher:name)').lt('id', 4).order('id'));
+  assert.deepEqual(data, [
+    { title: 'Dune', publisher: 'Ace' },
+    { title: 'Hyperion', publisher: 'Gollancz' },
+    { title: 'Orphan', publisher: null },
+  ]);
+});
+
+test('embedded resource filters: .not(rel, is, null) keeps parents with a related row', async () => {
+  const data = ok(await db.from('novels').select('title, publishers!inner(name)').lt('id', 4).order('id'));
+  const viaNull = ok(await db.from('novels').select('title, publishers(name)').not('publishers', 'is', null).lt('id', 4).order('id'));
+  assert.deepEqual(viaNull, data);
+  const orphans = ok(await db.from('novels').select('title, publishers(name)').is('publishers', null).lt('id', 4));
+  assert.deepEqual(orphans, [{ title: 'Orphan', publishers: null }]);
+});
+
+test('aggregates: sum/avg/count with grouping, and inside an embed', async () => {
+  const totals = ok(await db.from('chapters').select('novel_id, words.sum(), count()').order('novel_id'));
+  assert.deepEqual(totals, [{ novel_id: 1, sum: 600, count: 3 }, { novel_id: 2, sum: 150, count: 1 }]);
+  const nested = ok(await db.from('novels').select('title, chapters(words.max())').eq('id', 1));
+  assert.deepEqual(nested, [{ title: 'Dune', chapters: [{ max: 300 }] }]);
+});
+
+test('computed fields and relationships: select, filter and order by them', async () => {
+  const data = ok(await db.from('novels').select('id, title_upper, chapter_count').lt('id', 4).order('chapter_count', { ascending: false }));
+  assert.deepEqual(data.map((r) => [r.id, r.title_upper, r.chapter_count]), [[1, 'DUNE', 3], [2, 'HYPERION', 1], [3, 'ORPHAN', 0]]);
+  const rel = ok(await db.from('novels').select('title, long_chapters(num)').eq('id', 1).order('num', { referencedTable: 'long_chapters' }));
+  assert.deepEqual(rel, [{ title: 'Dune', long_chapters: [{ num: 2 }, { num: 3 }] }]);
+});
+
+test('nested insert: insert(parent with children).select(embed) in one request', async () => {
+  const data = ok(await db.from('orders')
+    .insert({ customer: 'client-nested', order_items: [{ sku: 'n1', qty: 1 }, { sku: 'n2', qty: 4 }] })
+    .select('customer, order_items(sku, qty)'), 201);
+  assert.deepEqual(data, [{ customer: 'client-nested', order_items: [{ sku: 'n1', qty: 1 }, { sku: 'n2', qty: 4 }] }]);
+  const bad = await db.from('orders').insert({ customer: 'client-bad', order_items: [{ sku: 'x', qty: 0 }] });
+  failed(bad, '23514', 400);
+  const none = ok(await db.from('orders').select('id').eq('customer', 'client-bad'));
+  assert.deepEqual(none, []);
 });
