@@ -50,6 +50,13 @@ static bool reserve(core_buf_t *b, size_t n)
     return true;
 }
 
+void core_buf_truncate(core_buf_t *b, size_t len)
+{
+    if (len < b->len) b->len = len;
+    b->status = CORE_OK;
+    if (b->ptr) b->ptr[b->len] = '\0';
+}
+
 void core_buf_append(core_buf_t *b, const void *data, size_t n)
 {
     if (!reserve(b, n)) return;

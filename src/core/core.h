@@ -107,6 +107,8 @@ typedef struct {
 void core_buf_init(core_buf_t *b, size_t max);
 void core_buf_free(core_buf_t *b);
 void core_buf_reset(core_buf_t *b);
+/* Cuts the contents back to len bytes (len <= b->len) and clears a sticky error. */
+void core_buf_truncate(core_buf_t *b, size_t len);
 void core_buf_append(core_buf_t *b, const void *data, size_t n);
 void core_buf_append_str(core_buf_t *b, str_t s);
 void core_buf_append_cstr(core_buf_t *b, const char *s);
@@ -154,6 +156,8 @@ int core_log_level_parse(str_t s, int *out) CORE_WUR;
 void core_log(int level, const char *fmt, ...) CORE_PRINTF(2, 3);
 /* Writes an already-built JSON object (without newline) as one log line. */
 void core_log_json_line(str_t json);
+/* Writes complete lines (each ending in '\n') with one write(2). */
+void core_log_write_raw(const char *p, size_t n);
 
 #define LOG_ERROR(...) core_log(CORE_LOG_ERROR, __VA_ARGS__)
 #define LOG_WARN(...) core_log(CORE_LOG_WARN, __VA_ARGS__)

@@ -51,6 +51,8 @@ static void write_line(const char *p, size_t n)
     }
 }
 
+void core_log_write_raw(const char *p, size_t n) { write_line(p, n); }
+
 void core_log_json_line(str_t json)
 {
     char stackbuf[4096];

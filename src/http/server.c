@@ -177,6 +177,10 @@ struct http_server {
     time_t date_sec;
     char date[64];
     http_stats_t stats;
+    core_buf_t alog;          /* access-log lines not yet written */
+    uv_prepare_t alog_flush;  /* writes them before the loop waits for I/O */
+    char alog_ts[40];         /* the last timestamp formatted, and its millisecond */
+    uint64_t alog_ts_ms;
 };
 
 static void conn_close(http_conn_t *c);
@@ -284,6 +288,17 @@ static int hex_digit(char ch)
 
 /* ---- stats and access log ------------------------------------------------------------ */
 
+#define HTTP_ALOG_FLUSH 32768u
+
+static void alog_write(http_server_t *s)
+{
+    if (s->alog.len == 0) return;
+    core_log_write_raw(s->alog.ptr, s->alog.len);
+    core_buf_reset(&s->alog);
+}
+
+static void on_alog_flush(uv_prepare_t *h) { alog_write(h->data); }
+
 static void record_request(http_server_t *s, int status, uint64_t bytes, uint64_t start_ns,
                            const http_req_t *r)
 {
@@ -298,24 +313,30 @@ static void record_request(http_server_t *s, int status, uint64_t bytes, uint64_
     st->latency_count++;
     if (!s->limits.access_log) return;
 
-    char ts[40];
-    core_wallclock_rfc3339(ts, sizeof(ts));
-    core_buf_t j;
-    core_buf_init(&j, 1u << 20);
-    core_buf_appendf(&j, "{\"time\":\"%s\",\"request_id\":", ts);
-    if (r) core_buf_append_json(&j, str_from_cstr(r->request_id));
-    else core_buf_append_cstr(&j, "null");
-    core_buf_append_cstr(&j, ",\"method\":");
-    core_buf_append_json_or_null(&j, r ? r->method : STR_NULL);
-    core_buf_append_cstr(&j, ",\"path\":");
-    core_buf_append_json_or_null(&j, r ? r->path : STR_NULL);
-    core_buf_appendf(&j, ",\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_us\":%" PRIu64
-                         ",\"role\":",
+    /* Lines are gathered per loop iteration and written with one write(2) (alog_flush). */
+    uint64_t ms = now / 1000000u;
+    if (ms != s->alog_ts_ms) {
+        core_wallclock_rfc3339(s->alog_ts, sizeof(s->alog_ts));
+        s->alog_ts_ms = ms;
+    }
+    core_buf_t *j = &s->alog;
+    size_t mark = j->len;
+    core_buf_appendf(j, "{\"time\":\"%s\",\"request_id\":", s->alog_ts);
+    if (r) core_buf_append_json(j, str_from_cstr(r->request_id));
+    else core_buf_append_cstr(j, "null");
+    core_buf_append_cstr(j, ",\"method\":");
+    core_buf_append_json_or_null(j, r ? r->method : STR_NULL);
+    core_buf_append_cstr(j, ",\"path\":");
+    core_buf_append_json_or_null(j, r ? r->path : STR_NULL);
+    core_buf_appendf(j, ",\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_us\":%" PRIu64
+                        ",\"role\":",
                      status, bytes, us);
-    core_buf_append_json_or_null(&j, str_from_cstr(r ? r->log_role : NULL));
-    core_buf_append_char(&j, '}');
-    if (core_buf_status(&j) == CORE_OK) core_log_json_line(core_buf_str(&j));
-    core_buf_free(&j);
+    core_buf_append_json_or_null(j, str_from_cstr(r ? r->log_role : NULL));
+    core_buf_append_cstr(j, "}\n");
+    if (core_buf_status(j) != CORE_OK) { /* a line too long or no memory: drop it, keep the rest */
+        core_buf_truncate(j, mark);
+    }
+    if (j->len >= HTTP_ALOG_FLUSH) alog_write(s);
 }
 
 /* ---- connection lifetime --------------------------------------------------------------- */
@@ -1281,6 +1302,7 @@ static void on_server_handle_closed(uv_handle_t *h)
     void (*cb)(void *) = s->on_stopped;
     void *arg = s->stop_arg;
     if (cb) cb(arg);
+    core_buf_free(&s->alog);
     core_free(s->rbuf);
     core_free(s);
 }
@@ -1291,8 +1313,10 @@ static void server_check_drained(http_server_t *s)
 {
     if (!s->stopping || s->nconns > 0 || s->timers_closing) return;
     s->timers_closing = true;
+    alog_write(s);
     uv_close((uv_handle_t *)&s->grace_timer, on_server_handle_closed);
     uv_close((uv_handle_t *)&s->retry_timer, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->alog_flush, on_server_handle_closed);
 }
 
 static void server_close_all(http_server_t *s)
@@ -1346,8 +1370,11 @@ int http_server_start(uv_loop_t *loop, const char *host, int port, const http_li
     (void)uv_tcp_init(loop, &s->listener);
     (void)uv_timer_init(loop, &s->grace_timer);
     (void)uv_timer_init(loop, &s->retry_timer);
-    s->listener.data = s->grace_timer.data = s->retry_timer.data = s;
-    s->handles = 3;
+    (void)uv_prepare_init(loop, &s->alog_flush);
+    s->listener.data = s->grace_timer.data = s->retry_timer.data = s->alog_flush.data = s;
+    s->handles = 4;
+    core_buf_init(&s->alog, (size_t)HTTP_ALOG_FLUSH * 4);
+    if (s->limits.access_log) (void)uv_prepare_start(&s->alog_flush, on_alog_flush);
     rc = uv_tcp_open(&s->listener, fd);
     if (rc != 0) close(fd);
     else rc = uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG, on_connection);

@@ -65,6 +65,19 @@ test('aggregates are refused unless db-aggregates-enabled (PGRST123)', async () 
   assert.equal(plain.status, 200);
 });
 
+test('access log: one JSON line per request, written promptly', async () => {
+  const r = await fetch(`${strata.url}/items?select=id&limit=1`, { headers: { 'X-Request-Id': 'alog-check-1' } });
+  assert.equal(r.status, 200);
+  await until(() => strata.log.includes('alog-check-1'), 5000, 'the access-log line');
+  const line = strata.log.split('\n').find((l) => l.includes('alog-check-1'));
+  const j = JSON.parse(line);
+  assert.equal(j.status, 200);
+  assert.equal(j.method, 'GET');
+  assert.equal(j.path, '/items');
+  assert.equal(j.role, 'anon');
+  assert.ok(j.duration_us >= 0 && typeof j.time === 'string');
+});
+
 test('malformed requests get 4xx and never take the server down', async () => {
   const cases = [
     ['bad percent escape', 'GET /items?id=eq.%zz HTTP/1.1\r\nHost: x\r\n\r\n', /^HTTP\/1\.1 400/],
