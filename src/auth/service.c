@@ -193,7 +193,7 @@ static void respond_error_ex(http_req_t *req, int status, const char *code, str_
                              unsigned retry_after)
 {
     core_buf_t b;
-    core_buf_init(&b, 16 * 1024);
+    core_buf_init(&b, (size_t)16 * 1024);
     http_header_t extra[3];
     size_t n = 0;
     extra[n++] = (http_header_t){STR_LIT("X-Sb-Error-Code"), str_from_cstr(code)};
@@ -549,7 +549,7 @@ static void respond_session(call_t *c, PGresult *res)
     int64_t iat = (int64_t)time(NULL);
     int64_t exp = iat + s->cfg->auth_jwt_exp_s;
     core_buf_t claims, b;
-    core_buf_init(&claims, 256 * 1024);
+    core_buf_init(&claims, (size_t)256 * 1024);
     core_buf_init(&b, (size_t)1 << 20);
     int rc = sid_c ? auth_claims_build(u, sid_c, s->cfg->jwt_aud, iat, exp, &claims) : CORE_ENOMEM;
     if (rc == CORE_OK) {

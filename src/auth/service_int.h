@@ -13,7 +13,7 @@
 #include "auth/service.h"
 
 /* Request bodies bigger than this are refused before parsing (413). */
-#define AUTH_MAX_BODY_BYTES (64u * 1024u)
+#define AUTH_MAX_BODY_BYTES ((size_t)64 * 1024)
 /* Refresh tokens: 32 random bytes, base64url without padding. */
 #define AUTH_REFRESH_BYTES 32
 #define AUTH_REFRESH_LEN 43
