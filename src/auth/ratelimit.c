@@ -106,7 +106,8 @@ unsigned auth_ratelimit_take(auth_ratelimit_t *rl, str_t key, uint64_t now_ms)
     } else {
         hit->tokens = t;
         double ms = (1.0 - t) * (double)RL_WINDOW_MS / (double)rl->per_min;
-        wait = (unsigned)(ms / 1000.0) + 1u;
+        wait = (unsigned)((ms + 999.0) / 1000.0); /* whole seconds, rounded up */
+        if (wait == 0) wait = 1;
     }
     pthread_mutex_unlock(&rl->mu);
     return wait;
