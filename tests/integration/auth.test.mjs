@@ -501,6 +501,43 @@ test('rate limits: 429 with Retry-After in GoTrue\'s shape', async () => {
   }
 });
 
+test('argon2id at interactive limits runs off the event loop: other requests are answered meanwhile', async () => {
+  const s4 = await startStrata({
+    env: {
+      PGRST_DB_URI: pg.conninfo(),
+      STRATA_DB_ADMIN_URI: pg.conninfo('postgres'),
+      PGRST_DB_ANON_ROLE: 'anon',
+      PGRST_JWT_SECRET: SECRET,
+      STRATA_AUTH_RATE_LIMIT_PER_MIN: '100000',
+    },
+  });
+  try {
+    let pending = 4, answeredMeanwhile = 0;
+    const t0 = Date.now();
+    const signups = Array.from({ length: 4 }, () =>
+      fetch(`${s4.url}/auth/v1/signup`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: email('slow'), password: 'secret-pw' }) })
+        .then(async (r) => { pending--; return [r.status, await r.json()]; }));
+    while (pending > 0) {
+      const r = await fetch(`${s4.url}/rest/v1/notes?select=body`);
+      assert.equal(r.status, 200);
+      await r.text();
+      if (pending > 0) answeredMeanwhile++;
+    }
+    const results = await Promise.all(signups);
+    const ms = Date.now() - t0;
+    for (const [st, j] of results) assert.equal(st, 200, JSON.stringify(j));
+    assert.match(pg.psql(`select encrypted_password from auth.users where email = '${results[0][1].user.email}'`), /^\$argon2id\$v=19\$m=65536,t=2,/);
+    console.log(`${answeredMeanwhile} requests answered during ${ms} ms of hashing`);
+    // Four hashes of ~0.25 s, at most one per worker at a time: the signups take a while, and
+    // the loops keep answering other requests in the meantime.
+    assert.ok(ms > 300, `4 interactive hashes took only ${ms} ms`);
+    assert.ok(answeredMeanwhile >= 3, `only ${answeredMeanwhile} requests answered during ${ms} ms of hashing`);
+  } finally {
+    const exit = await s4.stop();
+    assert.equal(exit.code, 0, s4.log.slice(-3000));
+  }
+});
+
 test('without privileges for schema auth: strata starts, logs one line, /auth/v1 answers 503', async () => {
   const pg2 = await startPostgres();
   try {

@@ -266,6 +266,37 @@ static void test_hashing(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+/* Out of memory at every allocation in turn: each call fails cleanly or succeeds, never
+ * crashes or leaks (ASan run). */
+static void test_alloc_failures(void)
+{
+    json_error_t je;
+    json_t *user = json_loads("{\"id\":\"u\",\"email\":\"a@b.co\"}", 0, &je);
+    for (long n = 1; n < 40; n++) {
+        core_alloc_fail_after(n);
+        auth_ratelimit_t *rl = auth_ratelimit_create(64, 3);
+        if (rl) {
+            CHECK_INT(auth_ratelimit_take(rl, STR_LIT("k"), 1), 0);
+            auth_ratelimit_free(rl);
+        }
+        core_arena_t *a = core_arena_create(64);
+        if (a) {
+            auth_body_t b;
+            const char *msg;
+            int rc = auth_body_parse(a, STR_LIT("{\"email\":\"Some.Body@Example.com\",\"password\":\"x\"}"), &b, &msg);
+            CHECK(rc == CORE_OK || rc == CORE_ENOMEM);
+            core_arena_destroy(a);
+        }
+        core_buf_t out;
+        core_buf_init(&out, 65536);
+        int rc = auth_claims_build(user, "s", NULL, 1, 2, &out);
+        CHECK(rc == CORE_OK || rc == CORE_ENOMEM);
+        core_buf_free(&out);
+        core_alloc_fail_after(0);
+    }
+    json_decref(user);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -273,5 +304,6 @@ int main(void)
     test_tokens();
     test_body();
     test_hashing();
+    test_alloc_failures();
     TEST_MAIN_END();
 }
