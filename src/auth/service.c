@@ -88,8 +88,9 @@ int auth_service_create(const core_config_t *cfg, const auth_jwt_t *verifier, co
     s->jwt = verifier;
     if (!auth_hash_limits(cfg->auth_password_hash, &s->ops, &s->mem))
         (void)auth_hash_limits("interactive", &s->ops, &s->mem);
-    /* Two hashes at a time per process (≈128 MiB at interactive limits), at least one per
-     * worker. */
+    /* One hash at a time per worker (two with a single worker), and never more than libuv's
+     * thread pool runs at once (4 threads unless UV_THREADPOOL_SIZE says otherwise): at
+     * interactive limits that bounds hashing to 4 × 64 MiB whatever the load. */
     s->hash_per_worker = nworkers >= 2 ? 1 : 2;
     s->rl = auth_ratelimit_create(4096, (unsigned)cfg->auth_rate_limit_per_min);
     if (!s->rl) goto nomem;
