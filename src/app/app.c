@@ -14,6 +14,7 @@
 
 #include "app/app.h"
 #include "auth/auth.h"
+#include "auth/service.h"
 #include "db/db.h"
 #include "db/embedded.h"
 #include "db/listener.h"
@@ -36,6 +37,7 @@ typedef struct {
     http_server_t *admin;
     db_pool_t *pool;
     rest_env_t env;
+    auth_worker_t *auth;
     uint64_t schema_gen;
     unsigned servers_stopping;
     atomic_bool done;
@@ -50,6 +52,7 @@ struct app {
     db_embedded_t *embedded;
     db_listener_t *listener;
     auth_jwt_t *jwt;
+    auth_service_t *auth;
     char *pre_request_sql;
     worker_t *workers;
     unsigned nworkers;
@@ -77,6 +80,10 @@ static void on_api_request(http_req_t *req, void *udata)
     worker_t *w = udata;
     worker_refresh_schema(w);
     str_t path = req->path;
+    if (str_starts_with(path, STR_LIT("/auth/v1")) && (path.len == 8 || path.ptr[8] == '/')) {
+        auth_handle(w->auth, req, (str_t){path.ptr + 8, path.len - 8});
+        return;
+    }
     if (str_starts_with(path, STR_LIT("/rest/v1")) &&
         (path.len == 8 || path.ptr[8] == '/')) {
         path.ptr += 8;
@@ -267,6 +274,8 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     db_schema_unref(w->env.schema);
     w->env.schema = NULL;
+    auth_worker_free(w->auth);
+    w->auth = NULL;
     auth_cache_free(w->env.jwt_cache);
     w->env.jwt_cache = NULL;
 }
@@ -295,6 +304,8 @@ static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
     w->env.jwt = app->jwt;
     w->env.pre_request_sql = app->pre_request_sql;
     w->env.jwt_cache = auth_cache_create_for(app->jwt); /* NULL (no caching) when out of memory */
+    w->auth = auth_worker_create(app->auth, &w->loop, w->pool, w->env.jwt_cache);
+    if (!w->auth) return CORE_ENOMEM;
 
     http_limits_t lim;
     http_limits_default(&lim);
@@ -436,6 +447,18 @@ int app_serve(core_config_t *cfg)
         goto fail;
     }
 
+    unsigned nworkers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
+    if (nworkers == 0) nworkers = 1;
+
+    /* The auth service starts in any case: without its schema (no privileges) or without an
+     * HMAC secret it answers /auth/v1 with 503 and says why, once, here. */
+    const char *auth_unavailable = NULL;
+    if (db_migrate_auth_ready(admin_conninfo, app.conninfo, err, sizeof(err)) != CORE_OK) auth_unavailable = err;
+    if (auth_service_create(cfg, app.jwt, auth_unavailable, nworkers, &app.auth) != CORE_OK) {
+        LOG_ERROR("cannot start the auth service");
+        goto fail;
+    }
+
     db_listener_config_t lc = {
         .conninfo = app.conninfo,
         .schemas_csv = cfg->db_schemas,
@@ -446,8 +469,7 @@ int app_serve(core_config_t *cfg)
         goto fail;
     }
 
-    app.nworkers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
-    if (app.nworkers == 0) app.nworkers = 1;
+    app.nworkers = nworkers;
     app.workers = core_calloc(app.nworkers, sizeof(worker_t));
     if (!app.workers) goto fail;
     int port = cfg->server_port;
@@ -487,6 +509,7 @@ done:
     }
     if (app.listener) db_listener_stop(app.listener);
     if (app.embedded) db_embedded_free(app.embedded);
+    auth_service_free(app.auth);
     auth_jwt_free(app.jwt);
     core_free(app.pre_request_sql);
     db_schema_publish_clear();

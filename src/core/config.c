@@ -68,7 +68,13 @@ typedef enum {
     X("strata-keepalive-timeout", keepalive_timeout_s, CFG_INT, 0, CFG_MAX_SECONDS, NULL,  \
       60)                                                                                  \
     X("strata-statement-timeout-ms", statement_timeout_ms, CFG_INT, 0, INT_MAX, NULL, 0)   \
-    X("strata-demo", demo, CFG_BOOL, 0, 1, NULL, 0)
+    X("strata-demo", demo, CFG_BOOL, 0, 1, NULL, 0)                                      \
+    X("strata-auth-password-hash", auth_password_hash, CFG_STR, 0, 0, "interactive", 0)    \
+    X("strata-auth-password-min-length", auth_password_min_length, CFG_INT, 1, 1024, NULL, \
+      6)                                                                                   \
+    X("strata-auth-jwt-exp", auth_jwt_exp_s, CFG_INT, 30, 604800, NULL, 3600)              \
+    X("strata-auth-rate-limit-per-min", auth_rate_limit_per_min, CFG_INT, 0, 1000000,      \
+      NULL, 30)
 
 typedef struct {
     const char *key; /* file key; the environment name is derived from it */
@@ -470,6 +476,12 @@ int core_config_validate(core_config_t *cfg, char *err, size_t errlen)
             core_errf(err, errlen, "%s: %s", s->key, msg);
             return CORE_EINVAL;
         }
+    }
+
+    if (strcmp(cfg->auth_password_hash, "interactive") != 0 &&
+        strcmp(cfg->auth_password_hash, "moderate") != 0 && strcmp(cfg->auth_password_hash, "min") != 0) {
+        core_errf(err, errlen, "strata-auth-password-hash: must be interactive, moderate or min");
+        return CORE_EINVAL;
     }
 
     if (cfg->admin_server_port == CONFIG_PORT_UNSET) {

@@ -43,6 +43,11 @@ typedef struct {
     int keepalive_timeout_s;  /* STRATA_KEEPALIVE_TIMEOUT; default 60 */
     int statement_timeout_ms; /* STRATA_STATEMENT_TIMEOUT_MS; default 0 = none */
     bool demo;                /* set by `strata serve --demo` (or STRATA_DEMO=1) */
+    char *auth_password_hash; /* STRATA_AUTH_PASSWORD_HASH: interactive | moderate | min */
+    int auth_password_min_length; /* STRATA_AUTH_PASSWORD_MIN_LENGTH; default 6 */
+    int auth_jwt_exp_s;       /* STRATA_AUTH_JWT_EXP: access-token lifetime; default 3600 */
+    int auth_rate_limit_per_min; /* STRATA_AUTH_RATE_LIMIT_PER_MIN per IP and per email for
+                                  * signup and token; default 30, 0 = off */
 } core_config_t;
 
 /* Fills *cfg with the defaults. */

@@ -9,13 +9,307 @@ typedef struct {
     int version;
     const char *name;
     const char *sql;
+    /* An optional migration that fails (e.g. the admin role may not create schemas or
+     * roles) is rolled back, logged and left unrecorded, so it is retried at the next start;
+     * startup goes on without the feature it brings. */
+    bool optional;
+    const char *const *parts; /* more SQL run after sql, in order; NULL-terminated */
 } migration_t;
+
+/* Migration 10: the auth service's storage (docs/auth.md). Schema auth with users,
+ * identities, sessions and refresh tokens; Supabase's auth.uid()/role()/email()/jwt(); and
+ * the SECURITY DEFINER functions the service calls as the NOLOGIN role strata_auth (one
+ * statement per HTTP call; EXECUTE revoked from public). Split into parts only because C
+ * string literals are limited to 4095 bytes. */
+static const char *const AUTH_SQL[] = {
+    "do $$ begin\n"
+    "  if not exists (select from pg_roles where rolname = 'anon') then create role anon nologin; end if;\n"
+    "  if not exists (select from pg_roles where rolname = 'authenticated') then create role authenticated nologin; end if;\n"
+    "  if not exists (select from pg_roles where rolname = 'service_role') then create role service_role nologin; end if;\n"
+    "  if not exists (select from pg_roles where rolname = 'strata_auth') then create role strata_auth nologin; end if;\n"
+    "end $$;\n"
+    "create schema if not exists auth;\n"
+    "comment on schema auth is 'Strata auth service: users, identities, sessions, refresh tokens';\n"
+    "revoke all on schema auth from public;\n"
+    "grant usage on schema auth to anon, authenticated, service_role, strata_auth;\n"
+    "create table auth.users (\n"
+    "  id uuid primary key default gen_random_uuid(),\n"
+    "  aud text not null default 'authenticated',\n"
+    "  role text not null default 'authenticated',\n"
+    "  email text not null check (length(email) between 3 and 320 and position('@' in email) > 1),\n"
+    "  encrypted_password text,\n"
+    "  email_confirmed_at timestamptz,\n"
+    "  last_sign_in_at timestamptz,\n"
+    "  raw_app_meta_data jsonb not null default '{}' check (jsonb_typeof(raw_app_meta_data) = 'object'),\n"
+    "  raw_user_meta_data jsonb not null default '{}' check (jsonb_typeof(raw_user_meta_data) = 'object'),\n"
+    "  created_at timestamptz not null default now(),\n"
+    "  updated_at timestamptz not null default now());\n"
+    "create unique index users_email_key on auth.users (lower(email));\n"
+    "create table auth.identities (\n"
+    "  id uuid primary key default gen_random_uuid(),\n"
+    "  user_id uuid not null references auth.users(id) on delete cascade,\n"
+    "  provider text not null,\n"
+    "  provider_id text not null,\n"
+    "  identity_data jsonb not null default '{}' check (jsonb_typeof(identity_data) = 'object'),\n"
+    "  last_sign_in_at timestamptz,\n"
+    "  created_at timestamptz not null default now(),\n"
+    "  updated_at timestamptz not null default now(),\n"
+    "  unique (provider, provider_id));\n",
+    "create index identities_user_id_idx on auth.identities (user_id);\n"
+    "create table auth.sessions (\n"
+    "  id uuid primary key default gen_random_uuid(),\n"
+    "  user_id uuid not null references auth.users(id) on delete cascade,\n"
+    "  aal text not null default 'aal1' check (aal in ('aal1', 'aal2', 'aal3')),\n"
+    "  ip text,\n"
+    "  user_agent text,\n"
+    "  refreshed_at timestamptz,\n"
+    "  created_at timestamptz not null default now(),\n"
+    "  updated_at timestamptz not null default now());\n"
+    "create index sessions_user_id_idx on auth.sessions (user_id);\n"
+    "create table auth.refresh_tokens (\n"
+    "  id bigint generated always as identity primary key,\n"
+    "  token_hash text not null unique check (token_hash ~ '^[0-9a-f]{64}$'),\n"
+    "  session_id uuid not null references auth.sessions(id) on delete cascade,\n"
+    "  user_id uuid not null references auth.users(id) on delete cascade,\n"
+    "  parent bigint references auth.refresh_tokens(id) on delete set null,\n"
+    "  revoked boolean not null default false,\n"
+    "  created_at timestamptz not null default now(),\n"
+    "  updated_at timestamptz not null default now());\n"
+    "create index refresh_tokens_session_id_idx on auth.refresh_tokens (session_id);\n"
+    "revoke all on all tables in schema auth from public;\n"
+    "create function auth.set_updated_at() returns trigger language plpgsql as $f$\n"
+    "begin new.updated_at := now(); return new; end $f$;\n"
+    "create trigger users_updated_at before update on auth.users for each row execute function auth.set_updated_at();\n"
+    "create trigger identities_updated_at before update on auth.identities for each row execute function auth.set_updated_at();\n",
+    "create trigger sessions_updated_at before update on auth.sessions for each row execute function auth.set_updated_at();\n"
+    "create trigger refresh_tokens_updated_at before update on auth.refresh_tokens for each row execute function auth.set_updated_at();\n"
+    "create function auth.uid() returns uuid language sql stable as $f$\n"
+    "  select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),\n"
+    "                  (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid $f$;\n"
+    "create function auth.role() returns text language sql stable as $f$\n"
+    "  select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),\n"
+    "                  (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'))::text $f$;\n"
+    "create function auth.email() returns text language sql stable as $f$\n"
+    "  select coalesce(nullif(current_setting('request.jwt.claim.email', true), ''),\n"
+    "                  (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email'))::text $f$;\n"
+    "create function auth.jwt() returns jsonb language sql stable as $f$\n"
+    "  select coalesce(nullif(current_setting('request.jwt.claim', true), ''),\n"
+    "                  nullif(current_setting('request.jwt.claims', true), ''))::jsonb $f$;\n"
+    "grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt() to anon, authenticated, service_role;\n"
+    "create function auth.user_json(u auth.users) returns jsonb language sql stable set search_path = '' as $f$\n"
+    "  select jsonb_build_object(\n"
+    "    'id', u.id, 'aud', u.aud, 'role', u.role, 'email', u.email,\n"
+    "    'email_confirmed_at', u.email_confirmed_at, 'phone', '', 'confirmed_at', u.email_confirmed_at,\n"
+    "    'last_sign_in_at', u.last_sign_in_at,\n"
+    "    'app_metadata', u.raw_app_meta_data, 'user_metadata', u.raw_user_meta_data,\n"
+    "    'identities', coalesce((select jsonb_agg(jsonb_build_object(\n"
+    "        'identity_id', i.id, 'id', i.provider_id, 'user_id', i.user_id,\n"
+    "        'identity_data', i.identity_data, 'provider', i.provider,\n"
+    "        'last_sign_in_at', i.last_sign_in_at, 'created_at', i.created_at,\n"
+    "        'updated_at', i.updated_at, 'email', i.identity_data ->> 'email') order by i.created_at)\n"
+    "      from auth.identities i where i.user_id = u.id), '[]'::jsonb),\n"
+    "    'created_at', u.created_at, 'updated_at', u.updated_at, 'is_anonymous', false) $f$;\n"
+    /* Top-level merge as GoTrue does it: keys set to null are removed. */,
+    "create function auth.merge_meta(old jsonb, upd jsonb) returns jsonb language sql immutable set search_path = '' as $f$\n"
+    "  select coalesce((select jsonb_object_agg(k, v) from jsonb_each(old || coalesce(upd, '{}'::jsonb)) e(k, v)\n"
+    "                   where v <> 'null'::jsonb), '{}'::jsonb) $f$;\n"
+    /* A new session with its first refresh token (stored as a hash only). */
+    "create function auth.new_session(p_user uuid, p_token_hash text, p_ip text, p_ua text) returns uuid\n"
+    "language plpgsql set search_path = '' as $f$\n"
+    "declare sid uuid;\n"
+    "begin\n"
+    "  insert into auth.sessions (user_id, ip, user_agent) values (p_user, p_ip, p_ua) returning id into sid;\n"
+    "  insert into auth.refresh_tokens (token_hash, session_id, user_id) values (p_token_hash, sid, p_user);\n"
+    "  return sid;\n"
+    "end $f$;\n"
+    "create function auth.strata_signup(p_email text, p_hash text, p_meta jsonb, p_token_hash text, p_ip text, p_ua text,\n"
+    "  out status text, out user_json jsonb, out session_id uuid)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  begin\n"
+    "    insert into auth.users (email, encrypted_password, email_confirmed_at, last_sign_in_at,\n"
+    "                            raw_app_meta_data, raw_user_meta_data)\n"
+    "    values (p_email, p_hash, now(), now(), '{\"provider\":\"email\",\"providers\":[\"email\"]}',\n"
+    "            coalesce(p_meta, '{}'::jsonb))\n"
+    "    returning * into u;\n"
+    "  exception when unique_violation then\n"
+    "    status := 'user_already_exists';\n"
+    "    return;\n"
+    "  end;\n"
+    "  insert into auth.identities (user_id, provider, provider_id, identity_data, last_sign_in_at)\n"
+    "  values (u.id, 'email', u.id::text, jsonb_build_object('sub', u.id::text, 'email', u.email,\n"
+    "          'email_verified', true, 'phone_verified', false), now());\n"
+    "  session_id := auth.new_session(u.id, p_token_hash, p_ip, p_ua);\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n",
+    "create function auth.strata_password_user(p_email text, out user_id uuid, out encrypted_password text)\n"
+    "language sql stable security definer set search_path = '' as $f$\n"
+    "  select u.id, u.encrypted_password from auth.users u where lower(u.email) = lower(p_email) $f$;\n"
+    "create function auth.strata_login(p_user uuid, p_token_hash text, p_ip text, p_ua text,\n"
+    "  out status text, out user_json jsonb, out session_id uuid)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  update auth.users set last_sign_in_at = now() where id = p_user returning * into u;\n"
+    "  if not found then status := 'invalid_credentials'; return; end if;\n"
+    "  update auth.identities set last_sign_in_at = now() where user_id = p_user and provider = 'email';\n"
+    "  session_id := auth.new_session(u.id, p_token_hash, p_ip, p_ua);\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n"
+    /* Rotation with reuse detection: a token that was already rotated ends its whole session. */
+    "create function auth.strata_refresh(p_old_hash text, p_new_hash text,\n"
+    "  out status text, out user_json jsonb, out session_id uuid)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare t auth.refresh_tokens; u auth.users;\n"
+    "begin\n"
+    "  select * into t from auth.refresh_tokens where token_hash = p_old_hash for update;\n"
+    "  if not found then status := 'refresh_token_not_found'; return; end if;\n"
+    "  if t.revoked then\n"
+    "    delete from auth.sessions where id = t.session_id;\n"
+    "    status := 'refresh_token_already_used';\n"
+    "    return;\n"
+    "  end if;\n"
+    "  update auth.refresh_tokens set revoked = true where id = t.id;\n"
+    "  insert into auth.refresh_tokens (token_hash, session_id, user_id, parent)\n"
+    "  values (p_new_hash, t.session_id, t.user_id, t.id);\n"
+    "  update auth.sessions set refreshed_at = now() where id = t.session_id;\n"
+    "  select * into u from auth.users where id = t.user_id;\n"
+    "  status := 'ok';\n"
+    "  session_id := t.session_id;\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n",
+    "create function auth.strata_user_get(p_user uuid, p_session uuid, out status text, out user_json jsonb)\n"
+    "language plpgsql stable security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  select * into u from auth.users where id = p_user;\n"
+    "  if not found then status := 'user_not_found'; return; end if;\n"
+    "  if p_session is not null and not exists (select from auth.sessions s where s.id = p_session and s.user_id = p_user) then\n"
+    "    status := 'session_not_found'; return;\n"
+    "  end if;\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n"
+    "create function auth.strata_user_update(p_user uuid, p_session uuid, p_email text, p_hash text, p_meta jsonb,\n"
+    "  out status text, out user_json jsonb)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  select * into u from auth.users where id = p_user for update;\n"
+    "  if not found then status := 'user_not_found'; return; end if;\n"
+    "  if p_session is not null and not exists (select from auth.sessions s where s.id = p_session and s.user_id = p_user) then\n"
+    "    status := 'session_not_found'; return;\n"
+    "  end if;\n"
+    "  begin\n"
+    "    update auth.users set\n"
+    "      email = coalesce(p_email, email),\n"
+    "      encrypted_password = coalesce(p_hash, encrypted_password),\n"
+    "      raw_user_meta_data = case when p_meta is null then raw_user_meta_data\n"
+    "                                else auth.merge_meta(raw_user_meta_data, p_meta) end\n"
+    "    where id = p_user returning * into u;\n"
+    "  exception when unique_violation then\n"
+    "    status := 'email_exists'; return;\n"
+    "  end;\n"
+    "  if p_email is not null then\n"
+    "    update auth.identities set identity_data = identity_data || jsonb_build_object('email', u.email)\n"
+    "    where user_id = p_user and provider = 'email';\n"
+    "  end if;\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n",
+    "create function auth.strata_logout(p_user uuid, p_session uuid, p_scope text) returns bigint\n"
+    "language sql security definer set search_path = '' as $f$\n"
+    "  with d as (delete from auth.sessions s where s.user_id = p_user and (\n"
+    "      (p_scope = 'global') or (p_scope = 'local' and s.id = p_session)\n"
+    "      or (p_scope = 'others' and s.id is distinct from p_session)) returning 1)\n"
+    "  select count(*) from d $f$;\n"
+    "create function auth.strata_admin_list(p_page int, p_per_page int, out total bigint, out users jsonb)\n"
+    "language sql stable security definer set search_path = '' as $f$\n"
+    "  select (select count(*) from auth.users),\n"
+    "         coalesce((select jsonb_agg(auth.user_json(u) order by u.created_at, u.id) from\n"
+    "           (select * from auth.users order by created_at, id\n"
+    "            limit p_per_page offset (greatest(p_page, 1) - 1)::bigint * p_per_page) u), '[]'::jsonb) $f$;\n"
+    "create function auth.strata_admin_create(p_email text, p_hash text, p_user_meta jsonb, p_app_meta jsonb,\n"
+    "  p_confirm boolean, out status text, out user_json jsonb)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  begin\n"
+    "    insert into auth.users (email, encrypted_password, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)\n"
+    "    values (p_email, p_hash, case when p_confirm then now() end,\n"
+    "            auth.merge_meta('{\"provider\":\"email\",\"providers\":[\"email\"]}', p_app_meta),\n"
+    "            auth.merge_meta('{}', p_user_meta))\n"
+    "    returning * into u;\n"
+    "  exception when unique_violation then\n"
+    "    status := 'email_exists'; return;\n"
+    "  end;\n"
+    "  insert into auth.identities (user_id, provider, provider_id, identity_data)\n"
+    "  values (u.id, 'email', u.id::text, jsonb_build_object('sub', u.id::text, 'email', u.email,\n"
+    "          'email_verified', p_confirm, 'phone_verified', false));\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n",
+    "create function auth.strata_admin_get(p_id uuid, out status text, out user_json jsonb)\n"
+    "language plpgsql stable security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  select * into u from auth.users where id = p_id;\n"
+    "  if not found then status := 'user_not_found'; return; end if;\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n"
+    "create function auth.strata_admin_update(p_id uuid, p_email text, p_hash text, p_user_meta jsonb, p_app_meta jsonb,\n"
+    "  p_confirm boolean, out status text, out user_json jsonb)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  begin\n"
+    "    update auth.users set\n"
+    "      email = coalesce(p_email, email),\n"
+    "      encrypted_password = coalesce(p_hash, encrypted_password),\n"
+    "      email_confirmed_at = case when p_confirm is true then coalesce(email_confirmed_at, now())\n"
+    "                                when p_confirm is false then null else email_confirmed_at end,\n"
+    "      raw_user_meta_data = case when p_user_meta is null then raw_user_meta_data\n"
+    "                                else auth.merge_meta(raw_user_meta_data, p_user_meta) end,\n"
+    "      raw_app_meta_data = case when p_app_meta is null then raw_app_meta_data\n"
+    "                               else auth.merge_meta(raw_app_meta_data, p_app_meta) end\n"
+    "    where id = p_id returning * into u;\n"
+    "  exception when unique_violation then\n"
+    "    status := 'email_exists'; return;\n"
+    "  end;\n"
+    "  if not found then status := 'user_not_found'; return; end if;\n"
+    "  if p_email is not null then\n"
+    "    update auth.identities set identity_data = identity_data || jsonb_build_object('email', u.email)\n"
+    "    where user_id = p_id and provider = 'email';\n"
+    "  end if;\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n",
+    "create function auth.strata_admin_delete(p_id uuid) returns bigint\n"
+    "language sql security definer set search_path = '' as $f$\n"
+    "  with d as (delete from auth.users where id = p_id returning 1) select count(*) from d $f$;\n"
+    "revoke all on all functions in schema auth from public;\n"
+    "grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt() to anon, authenticated, service_role;\n"
+    "grant execute on function auth.strata_signup(text, text, jsonb, text, text, text),\n"
+    "  auth.strata_password_user(text), auth.strata_login(uuid, text, text, text),\n"
+    "  auth.strata_refresh(text, text), auth.strata_user_get(uuid, uuid),\n"
+    "  auth.strata_user_update(uuid, uuid, text, text, jsonb), auth.strata_logout(uuid, uuid, text),\n"
+    "  auth.strata_admin_list(int, int), auth.strata_admin_create(text, text, jsonb, jsonb, boolean),\n"
+    "  auth.strata_admin_get(uuid), auth.strata_admin_update(uuid, text, text, jsonb, jsonb, boolean),\n"
+    "  auth.strata_admin_delete(uuid) to strata_auth;\n",
+    NULL,
+};
+
 
 /* Append only: a migration, once released, never changes. */
 static const migration_t MIGRATIONS[] = {
     {1, "strata_meta",
      "create schema if not exists strata_meta;"
-     "comment on schema strata_meta is 'Strata bookkeeping';"},
+     "comment on schema strata_meta is 'Strata bookkeeping';", false, NULL},
+    {10, "auth", "set local client_min_messages = warning", true, AUTH_SQL},
 };
 
 static const char *const DEMO_SQL[] = {
@@ -147,9 +441,18 @@ int db_migrate(const char *admin_conninfo, bool demo, char *err, size_t errlen)
         bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
         PQclear(r);
         if (done) continue;
-        if (exec(c, "begin", msg, sizeof(msg)) != CORE_OK || exec(c, m->sql, msg, sizeof(msg)) != CORE_OK) {
+        bool applied = exec(c, "begin", msg, sizeof(msg)) == CORE_OK && exec(c, m->sql, msg, sizeof(msg)) == CORE_OK;
+        for (size_t k = 0; applied && m->parts && m->parts[k]; k++)
+            applied = exec(c, m->parts[k], msg, sizeof(msg)) == CORE_OK;
+        if (!applied) {
+            char ignored[256];
+            (void)exec(c, "rollback", ignored, sizeof(ignored));
+            if (m->optional) {
+                LOG_WARN("migration %d (%s) could not be applied, going on without it: %s", m->version,
+                         m->name, msg);
+                continue;
+            }
             snprintf(err, errlen, "migration %d (%s) failed: %s", m->version, m->name, msg);
-            (void)exec(c, "rollback", msg, sizeof(msg));
             goto out;
         }
         const char *p2[2] = {ver, m->name};
@@ -180,6 +483,67 @@ out:
         PGresult *r = PQexec(c, "select pg_advisory_unlock_all()");
         PQclear(r);
     }
+    PQfinish(c);
+    return rc;
+}
+
+/* The role the API connections log in as: the one strata_auth must be granted to. */
+static int api_role(const char *api_conninfo, char *out, size_t outlen, char *err, size_t errlen)
+{
+    int rc = CORE_EIO;
+    PGconn *c = PQconnectdb(api_conninfo);
+    PGresult *r = NULL;
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect as the API role: %s", PQerrorMessage(c));
+        goto out;
+    }
+    r = PQexec(c, "select session_user");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        snprintf(err, errlen, "cannot read the API role: %s", PQresultErrorMessage(r));
+        goto out;
+    }
+    snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    rc = CORE_OK;
+out:
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+int db_migrate_auth_ready(const char *admin_conninfo, const char *api_conninfo, char *err, size_t errlen)
+{
+    char role[256], msg[512] = "";
+    int rc = api_role(api_conninfo, role, sizeof(role), err, errlen);
+    if (rc != CORE_OK) return rc;
+    rc = CORE_EIO;
+    PGconn *c = PQconnectdb(admin_conninfo);
+    PGresult *r = NULL;
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect: %s", PQerrorMessage(c));
+        goto out;
+    }
+    PQsetNoticeProcessor(c, NULL, NULL);
+    const char *p[1] = {role};
+    r = PQexecParams(c,
+                     "select to_regprocedure('auth.strata_signup(text,text,jsonb,text,text,text)') is not null,"
+                     " pg_has_role($1, 'strata_auth', 'member'),"
+                     " format('grant strata_auth to %I', $1)",
+                     1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        snprintf(err, errlen, "the auth schema is missing: %s", PQresultErrorMessage(r));
+        goto out;
+    }
+    if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+        snprintf(err, errlen, "the auth schema is missing (migration 10 was not applied)");
+        goto out;
+    }
+    if (strcmp(PQgetvalue(r, 0, 1), "t") != 0 && exec(c, PQgetvalue(r, 0, 2), msg, sizeof(msg)) != CORE_OK) {
+        snprintf(err, errlen, "cannot grant strata_auth to %s: %s", role, msg);
+        goto out;
+    }
+    rc = CORE_OK;
+out:
+    PQclear(r);
     PQfinish(c);
     return rc;
 }

@@ -12,4 +12,11 @@
  * Returns 0, or a negative status with one line in err. */
 int db_migrate(const char *admin_conninfo, bool demo, char *err, size_t errlen) CORE_WUR;
 
+/* Checks that the auth schema is in place (migration 10) and lets the role the API
+ * connections log in as (read from api_conninfo) switch to strata_auth, granting it over
+ * admin_conninfo when it is not a member yet. Returns 0, or a negative status with one line
+ * in err; the caller then serves /auth/v1 with 503s. */
+int db_migrate_auth_ready(const char *admin_conninfo, const char *api_conninfo, char *err,
+                          size_t errlen) CORE_WUR;
+
 #endif

@@ -89,6 +89,10 @@ unsigned http_server_inflight(const http_server_t *srv);
 /* Case-insensitive header lookup; STR_NULL when absent. */
 str_t http_req_header(const http_req_t *req, str_t name);
 
+/* The client's address as text ("127.0.0.1", "::1") into out (>= 46 bytes). Returns 0, or
+ * a negative status (and "" in out) when the connection is already gone. */
+int http_req_peer(const http_req_t *req, char *out, size_t outlen) CORE_WUR;
+
 /* True when the client has gone: responding is still required (it frees the request) but
  * nothing will be sent. */
 bool http_req_client_gone(const http_req_t *req);

@@ -1426,6 +1426,18 @@ bool http_req_client_gone(const http_req_t *req)
     return c ? c->closing : false;
 }
 
+int http_req_peer(const http_req_t *req, char *out, size_t outlen)
+{
+    const http_conn_t *c = req->internal;
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(ss);
+    if (outlen) out[0] = '\0';
+    if (c->closing || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return CORE_EIO;
+    int rc = ss.ss_family == AF_INET6 ? uv_ip6_name((const struct sockaddr_in6 *)&ss, out, outlen)
+                                      : uv_ip4_name((const struct sockaddr_in *)&ss, out, outlen);
+    return rc == 0 ? CORE_OK : CORE_EIO;
+}
+
 /* The handler gives the request back: true when the caller may go on writing. */
 static http_conn_t *owned_conn(http_req_t *req, const char *what)
 {
