@@ -54,11 +54,13 @@ void rest_respond_error(http_req_t *req, const core_err_t *e)
     char *body = core_arena_strdup(req->arena, core_buf_str(&b));
     size_t len = b.len;
     core_buf_free(&b);
-    if (!body) {
+    size_t nall = 0;
+    http_header_t *all = rest_error_headers(req, e, h, n, &nall);
+    if (!body || !all) {
         http_respond(req, 503, h, n, STR_NULL);
         return;
     }
-    http_respond(req, e->status, h, n, (str_t){body, len});
+    http_respond(req, e->status, all, nall, (str_t){body, len});
 }
 
 void rest_respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details)
@@ -269,6 +271,7 @@ core_err_t rest_db_error(http_req_t *req, const db_error_t *err)
         e = core_err_make(504, "PGRST003", err->message, STR_NULL);
         break;
     case DB_ERR_QUERY:
+        if (rest_raise_pgrst(req, err, &e)) break;
         e.status = rest_status_for_sqlstate(err->sqlstate, err->message, authenticated);
         e.code = core_arena_strdup(req->arena, str_from_cstr(err->sqlstate));
         e.message = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message)));
@@ -360,7 +363,7 @@ static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
         h[n++] = (http_header_t){STR_LIT("Preference-Applied"), c->count == REST_COUNT_PLANNED     ? STR_LIT("count=planned")
                                                                 : c->count == REST_COUNT_ESTIMATED ? STR_LIT("count=estimated")
                                                                                                    : STR_LIT("count=exact")};
-    http_respond(req, status, h, n, body);
+    rest_send(req, res, status, h, n, body);
 }
 
 /* ---- routes ------------------------------------------------------------------------------- */

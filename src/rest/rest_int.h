@@ -76,6 +76,8 @@ typedef struct {
     const char *role;        /* the JWT's role or db-anon-role */
     const char *claims_json; /* request.jwt.claims */
     bool authenticated;      /* a JWT with a role was presented (42501 → 403 instead of 401) */
+    http_header_t *err_headers; /* set by RAISE SQLSTATE 'PGRST' (respond.c), sent with the error */
+    size_t nerr_headers;
 } rest_auth_t;
 
 void rest_respond_error(http_req_t *req, const core_err_t *e);
@@ -101,6 +103,25 @@ str_t rest_content_range(core_arena_t *a, long offset, long page, long total);
  * queued (done runs later), or answers the request itself and returns nonzero. */
 int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool read_only, bool rollback,
                 db_done_fn done, void *arg);
+
+/* ---- function-driven responses (respond.c) ------------------------------------------------- */
+
+/* Appended to every statement's select list: what functions set with set_config, read in
+ * the same statement after the body was built (PostgREST's response.headers/status). */
+#define REST_SQL_GUC_COLS                                                                           \
+    ", nullif(current_setting('response.headers', true), '') as pgrst_hdrs, "                        \
+    "nullif(current_setting('response.status', true), '') as pgrst_status"
+
+/* Answers a successful request: status and headers h[0..n) overridden by the response.status
+ * and response.headers res carries (res may be NULL), plus Vary. An invalid setting answers
+ * PGRST111 / PGRST112 (500) instead. Ends the request. */
+void rest_send(http_req_t *req, const PGresult *res, int status, const http_header_t *h, size_t n, str_t body);
+/* RAISE SQLSTATE 'PGRST': true when err is one; *out is then its error (or PGRST121) and the
+ * headers it asked for are kept on req->user for rest_respond_error. */
+bool rest_raise_pgrst(http_req_t *req, const db_error_t *err, core_err_t *out);
+/* The headers of an error answer: h[0..n), those a RAISE asked for, Proxy-Status. In the
+ * arena; NULL on OOM. */
+http_header_t *rest_error_headers(http_req_t *req, const core_err_t *e, const http_header_t *h, size_t n, size_t *nout);
 
 /* ---- writes (write.c) ------------------------------------------------------------------------ */
 

@@ -95,7 +95,7 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
     http_header_t h[10];
     size_t n = rest_cors_headers(req, h);
     if (c->shape == RPC_VOID) {
-        http_respond(req, 204, h, n, STR_NULL);
+        rest_send(req, res, 204, h, n, STR_NULL);
         return;
     }
     str_t body = PQgetisnull(res, 0, 0) ? STR_LIT("null") : (str_t){PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)};
@@ -108,7 +108,7 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
     if (c->row_as_object) {
         body = page == 0 ? STR_LIT("null") : rest_unwrap_array(body);
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
-        http_respond(req, status, h, n, body);
+        rest_send(req, res, status, h, n, body);
         return;
     }
     if (c->accept == ACCEPT_OBJECT) {
@@ -129,7 +129,7 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
         if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
         if (total >= 0 && page > 0 && page < total) status = 206;
     }
-    http_respond(req, status, h, n, body);
+    rest_send(req, res, status, h, n, body);
 }
 
 /* ---- SQL --------------------------------------------------------------------------------- */
@@ -243,22 +243,22 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
 
     switch (c->shape) {
     case RPC_VOID:
-        core_buf_append_cstr(&b, "select null::text, 1::bigint, null::bigint from pgrst_args, lateral ");
+        core_buf_append_cstr(&b, "select null::text, 1::bigint, null::bigint" REST_SQL_GUC_COLS " from pgrst_args, lateral ");
         core_buf_append_str(&b, core_buf_str(&call));
         core_buf_append_cstr(&b, " pgrst_call");
         break;
     case RPC_SCALAR:
         core_buf_append_cstr(&b, "select to_json(");
         core_buf_append_str(&b, core_buf_str(&call));
-        core_buf_append_cstr(&b, ")::text, 1::bigint, null::bigint from pgrst_args");
+        core_buf_append_cstr(&b, ")::text, 1::bigint, null::bigint" REST_SQL_GUC_COLS " from pgrst_args");
         break;
     case RPC_ROW:
-        core_buf_append_cstr(&b, "select to_json(pgrst_call)::text, 1::bigint, null::bigint from pgrst_args, lateral ");
+        core_buf_append_cstr(&b, "select to_json(pgrst_call)::text, 1::bigint, null::bigint" REST_SQL_GUC_COLS " from pgrst_args, lateral ");
         core_buf_append_str(&b, core_buf_str(&call));
         core_buf_append_cstr(&b, " pgrst_call");
         break;
     case RPC_SCALARS:
-        core_buf_append_cstr(&b, "select coalesce(json_agg(_s.pgrst_scalar), '[]')::text, count(*), null::bigint from (select pgrst_call.pgrst_scalar from pgrst_args, lateral ");
+        core_buf_append_cstr(&b, "select coalesce(json_agg(_s.pgrst_scalar), '[]')::text, count(*), null::bigint" REST_SQL_GUC_COLS " from (select pgrst_call.pgrst_scalar from pgrst_args, lateral ");
         core_buf_append_str(&b, core_buf_str(&call));
         core_buf_append_cstr(&b, " pgrst_call(pgrst_scalar)");
         if (q->limit >= 0) core_buf_appendf(&b, " limit %ld", q->limit);
@@ -285,7 +285,7 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
         } else {
             core_buf_append_cstr(&b, "null::bigint");
         }
-        core_buf_append_cstr(&b, " from (select ");
+        core_buf_append_cstr(&b, REST_SQL_GUC_COLS " from (select ");
         x.alias = "pgrst_call";
         if (rel) rc = rest_build_select(&x, q);
         else core_buf_append_char(&b, '*');

@@ -623,6 +623,7 @@ int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *
     } else {
         core_buf_append_cstr(&b, ", null::bigint");
     }
+    core_buf_append_cstr(&b, REST_SQL_GUC_COLS);
     core_buf_append_cstr(&b, " from (select ");
     x.alias = "pgrst_0";
     if ((rc = rest_build_select(&x, q)) != CORE_OK) goto out;

@@ -229,7 +229,7 @@ static int build_outer(write_call_t *w, rest_build_t *x, const rest_query_t *q)
     if (!any) core_buf_append_cstr(b, "null::int");
     if (w->upsert && w->is_post) core_buf_append_cstr(b, ", (select coalesce(bool_or(pgrst_inserted), true) from pgrst_upsert)");
     else core_buf_append_cstr(b, ", true");
-    core_buf_append_cstr(b, " from (select ");
+    core_buf_append_cstr(b, REST_SQL_GUC_COLS " from (select ");
     x->alias = "pgrst_source";
     int rc = rest_build_select(x, q);
     if (rc != CORE_OK) return rc;
@@ -428,7 +428,7 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
                 !(w->pref.max_affected >= 0 && w->pref.strict);
     if (bare) {
         core_buf_append_cstr(&b, " returning 1) select null::text, count(*), null::bigint, null::text, null::int, true"
-                                 " from pgrst_source");
+                                  REST_SQL_GUC_COLS " from pgrst_source");
         if ((rc = core_buf_status(&b)) != CORE_OK) goto out;
         st->sql = core_arena_strdup(a, core_buf_str(&b));
         st->params = x.params;
@@ -586,7 +586,7 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
         if (loc.ptr) h[n++] = (http_header_t){STR_LIT("Location"), loc};
     }
     if (ret != REST_RETURN_REPRESENTATION) {
-        http_respond(req, status, h, n, STR_NULL);
+        rest_send(req, res, status, h, n, STR_NULL);
         return;
     }
     if (w->accept == ACCEPT_OBJECT) {
@@ -595,7 +595,7 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
     } else {
         h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
     }
-    http_respond(req, status, h, n, body);
+    rest_send(req, res, status, h, n, body);
 }
 
 void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, int accept)

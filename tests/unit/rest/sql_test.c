@@ -1,4 +1,4 @@
-#include "rest/rest.h"
+#include "rest/rest_int.h"
 #include "test.h"
 
 static core_arena_t *A;
@@ -24,7 +24,7 @@ static void test_read(void)
     core_err_t e;
     rest_stmt_t st = build("select=id,t:title&id=gt.3&title=like.*x*&order=id.desc&limit=5&offset=10", 0, -1, CORE_OK, &e);
     CHECK_STR(str_from_cstr(st.sql),
-              "select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint from (select \"id\", "
+              "select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint" REST_SQL_GUC_COLS " from (select \"id\", "
               "\"title\" as \"t\" from \"public\".\"books\" as pgrst_0 where \"id\" > $1 and \"title\" like $2 order by "
               "\"id\" desc limit $3::bigint offset $4::bigint) _s");
     CHECK_INT(st.nparams, 4);
@@ -34,7 +34,7 @@ static void test_read(void)
     st = build("id=in.(1,2,\"a\\\"b\")&or=(id.eq.1,title.is.null)", REST_COUNT_EXACT, 100, CORE_OK, &e);
     CHECK_STR(str_from_cstr(st.sql),
               "select coalesce(json_agg(_s), '[]')::text, count(*), (select count(*) from \"public\".\"books\" "
-              "as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null)) from (select pgrst_0.* from "
+              "as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null))" REST_SQL_GUC_COLS " from (select pgrst_0.* from "
               "\"public\".\"books\" as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null) limit "
               "$3::bigint) _s");
     CHECK_STR(str_from_cstr(st.params[0]), "{\"1\",\"2\",\"a\\\"b\"}");
