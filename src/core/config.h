@@ -31,6 +31,7 @@ typedef struct {
     int log_level;            /* log-level / PGRST_LOG_LEVEL; default info (core_log_level) */
     char *openapi_server_proxy_uri; /* openapi-server-proxy-uri; NULL = none */
     char *db_pre_request;     /* db-pre-request: "schema.function" run before each statement */
+    bool db_plan_enabled;     /* db-plan-enabled: Accept: application/vnd.pgrst.plan; default false */
 
     /* Strata settings (file key "strata-..." / env STRATA_...) */
     char *data_dir;           /* STRATA_DATA_DIR; default "./.strata" */

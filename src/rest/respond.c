@@ -206,8 +206,8 @@ bool rest_raise_pgrst(http_req_t *req, const db_error_t *err, core_err_t *out)
         goto done;
     }
     d = strlen(err->detail) <= GUC_MAX_BYTES ? json_loads(err->detail, 0, &jerr) : NULL;
-    json_t *status = d && json_is_object(d) ? json_object_get(d, "status") : NULL;
-    json_t *headers = d && json_is_object(d) ? json_object_get(d, "headers") : NULL;
+    json_t *status = json_is_object(d) ? json_object_get(d, "status") : NULL; /* json_is_object checks NULL */
+    json_t *headers = json_is_object(d) ? json_object_get(d, "headers") : NULL;
     if (!status || !json_is_integer(status) || json_integer_value(status) < 100 || json_integer_value(status) > 999 ||
         !headers || !json_is_object(headers) || json_object_size(headers) > MAX_FN_HEADERS) {
         *out = raise_parse_error(a, 2, err->detail);

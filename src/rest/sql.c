@@ -606,15 +606,9 @@ int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *
     if ((rc = rest_build_where(&x, q)) != CORE_OK) goto out;
     x.b = &b;
 
-    if (q->csv) /* header from the first row's keys, then one line per row, RFC 4180 quoting */
-        core_buf_append_cstr(&b, "select coalesce((select string_agg(case when k ~ '[\",\r\n]' then '\"' || "
-                                 "replace(k, '\"', '\"\"') || '\"' else k end, ',') from json_object_keys("
-                                 "(array_agg(row_to_json(_s)))[1]) k) || E'\\n' || string_agg((select string_agg("
-                                 "case when v is null then '' when v ~ '[\",\r\n]' then '\"' || replace(v, '\"', "
-                                 "'\"\"') || '\"' else v end, ',') from json_each_text(row_to_json(_s)) pgrst_j(k, v)),"
-                                 " E'\\n'), ''), count(*)");
-    else
-        core_buf_append_cstr(&b, "select coalesce(json_agg(_s), '[]')::text, count(*)");
+    core_buf_append_cstr(&b, "select ");
+    core_buf_append_cstr(&b, rest_sql_body_agg(q)); /* json, csv, geojson, nulls stripped */
+    core_buf_append_cstr(&b, ", count(*)");
     if (count != REST_COUNT_NONE) { /* planned and estimated are answered exactly */
         core_buf_append_cstr(&b, ", (select count(*)");
         rest_build_from(&x);
