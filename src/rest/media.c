@@ -11,6 +11,7 @@
 
 static str_t trim(str_t s)
 {
+    if (!s.ptr) return STR_NULL;
     while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) {
         s.ptr++;
         s.len--;
@@ -19,13 +20,32 @@ static str_t trim(str_t s)
     return s;
 }
 
+/* Whether s[i] is a separator `sep` outside double quotes (*inq tracks the quoting). */
+static bool separator(str_t s, size_t i, char sep, bool *inq)
+{
+    if (i == s.len) return true;
+    if (s.ptr[i] == '"') *inq = !*inq;
+    return !*inq && s.ptr[i] == sep;
+}
+
+/* The position of the first ';' outside quotes in a media range, or -1. */
+static long params_start(str_t r)
+{
+    bool inq = false;
+    for (size_t i = 0; i < r.len; i++)
+        if (separator(r, i, ';', &inq)) return (long)i;
+    return -1;
+}
+
 /* The value of parameter `name` in a media range's parameters ("; a=b; c=\"d\""). */
 static str_t media_param(str_t params, const char *name)
 {
     str_t want = str_from_cstr(name);
     size_t start = 0;
+    bool inq = false;
+    if (!params.ptr) return STR_NULL;
     for (size_t i = 0; i <= params.len; i++) {
-        if (i < params.len && params.ptr[i] != ';') continue;
+        if (!separator(params, i, ';', &inq)) continue;
         str_t p = trim((str_t){params.ptr + start, i - start});
         start = i + 1;
         long eq = str_find_char(p, '=');
@@ -68,15 +88,18 @@ static int media_kind(str_t m, str_t params, bool root)
     return -1;
 }
 
-/* Calls fn on each media range of an Accept header until it returns >= 0. */
+/* The first media range of Accept that Strata produces: its ACCEPT_* (the range itself in
+ * *range_out), or -1. Commas and semicolons inside double quotes do not split. */
 static int each_range(str_t accept, bool root, str_t *range_out)
 {
+    if (!accept.ptr) return -1;
     size_t start = 0;
+    bool inq = false;
     for (size_t i = 0; i <= accept.len; i++) {
-        if (i < accept.len && accept.ptr[i] != ',') continue;
+        if (!separator(accept, i, ',', &inq)) continue;
         str_t r = {accept.ptr + start, i - start};
         start = i + 1;
-        long semi = str_find_char(r, ';');
+        long semi = params_start(r);
         str_t m = trim(semi >= 0 ? (str_t){r.ptr, (size_t)semi} : r);
         str_t params = semi >= 0 ? (str_t){r.ptr + semi + 1, r.len - (size_t)semi - 1} : STR_NULL;
         int k = media_kind(m, params, root);
@@ -97,9 +120,9 @@ int rest_negotiate(str_t accept, bool root)
 int rest_plan_parse(str_t accept, rest_plan_t *p)
 {
     memset(p, 0, sizeof(*p));
-    str_t r;
+    str_t r = STR_NULL;
     if (each_range(accept, false, &r) != ACCEPT_PLAN) return CORE_EINVAL;
-    long semi = str_find_char(r, ';');
+    long semi = params_start(r);
     str_t m = trim(semi >= 0 ? (str_t){r.ptr, (size_t)semi} : r);
     str_t params = semi >= 0 ? (str_t){r.ptr + semi + 1, r.len - (size_t)semi - 1} : STR_NULL;
     p->json = str_eq_nocase(m, STR_LIT("application/vnd.pgrst.plan+json"));
@@ -178,6 +201,9 @@ typedef struct {
     str_t in;
     size_t pos;
 } csv_t;
+
+/* A buffer's bytes; "" (not a NULL pointer) while nothing was appended. */
+static str_t buf_view(const core_buf_t *b) { return b->ptr ? core_buf_str(b) : STR_LIT(""); }
 
 /* Reads one field into b (unquoted, "" unescaped) and says how it ended: ',' or '\n', or 0
  * at the end of the body. */
@@ -258,7 +284,7 @@ int rest_csv_to_json(core_arena_t *a, str_t body, str_t *out, core_err_t *err)
             names = nn;
             cap = ncap;
         }
-        char *d = core_arena_strdup(a, core_buf_str(&field));
+        char *d = core_arena_strdup(a, buf_view(&field));
         if (!d) {
             rc = CORE_ENOMEM;
             goto out;
@@ -289,7 +315,7 @@ int rest_csv_to_json(core_arena_t *a, str_t body, str_t *out, core_err_t *err)
             if (k) core_buf_append_char(&json, ',');
             core_buf_append_json(&json, names[k]);
             core_buf_append_char(&json, ':');
-            str_t v = core_buf_str(&field);
+            str_t v = buf_view(&field);
             if (str_eq(v, STR_LIT("NULL"))) core_buf_append_cstr(&json, "null");
             else core_buf_append_json(&json, v);
             k++;
@@ -305,7 +331,7 @@ int rest_csv_to_json(core_arena_t *a, str_t body, str_t *out, core_err_t *err)
         bad = "CSV body too large";
         goto out;
     }
-    char *d = core_arena_strdup(a, core_buf_str(&json));
+    char *d = core_arena_strdup(a, buf_view(&json));
     if (!d) {
         rc = CORE_ENOMEM;
         goto out;

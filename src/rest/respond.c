@@ -19,7 +19,7 @@
 
 #include "rest/rest_int.h"
 
-#define GUC_MAX_BYTES (64u * 1024)
+#define GUC_MAX_BYTES ((size_t)64 * 1024)
 #define MAX_FN_HEADERS 64
 
 static char *arena_cstr(core_arena_t *a, const char *s) { return s ? core_arena_strdup(a, str_from_cstr(s)) : NULL; }
@@ -193,7 +193,7 @@ bool rest_raise_pgrst(http_req_t *req, const db_error_t *err, core_err_t *out)
     json_t *m = strlen(msg) <= GUC_MAX_BYTES ? json_loads(msg, 0, &jerr) : NULL;
     json_t *d = NULL;
     str_t code, message, details, hint;
-    bool ok = m && json_is_object(m) && json_is_string(json_object_get(m, "code")) &&
+    bool ok = json_is_object(m) && json_is_string(json_object_get(m, "code")) &&
               json_is_string(json_object_get(m, "message")) && opt_string(a, m, "code", &code) &&
               opt_string(a, m, "message", &message) && opt_string(a, m, "details", &details) &&
               opt_string(a, m, "hint", &hint);

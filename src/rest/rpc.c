@@ -64,10 +64,10 @@ static bool takes_whole_body(const db_func_t *f)
 static str_t raw_body_type(const http_req_t *req)
 {
     str_t ct = http_req_header(req, STR_LIT("Content-Type"));
-    long semi = ct.ptr ? str_find_char(ct, ';') : -1;
+    if (!ct.ptr) return STR_LIT("");
+    long semi = str_find_char(ct, ';');
     if (semi >= 0) ct.len = (size_t)semi;
     while (ct.len && ct.ptr[ct.len - 1] == ' ') ct.len--;
-    if (!ct.ptr) return STR_LIT("");
     if (str_eq_nocase(ct, STR_LIT("text/plain"))) return STR_LIT("text");
     if (str_eq_nocase(ct, STR_LIT("text/xml"))) return STR_LIT("xml");
     if (str_eq_nocase(ct, STR_LIT("application/octet-stream"))) return STR_LIT("bytea");

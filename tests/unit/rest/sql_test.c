@@ -48,6 +48,22 @@ static void test_read(void)
     CHECK(st.sql && strstr(st.sql, "\"we\"\"ird\"") != NULL);
 }
 
+static void test_planned_count(void)
+{
+    core_err_t e;
+    rest_stmt_t st = build("id=gt.3&limit=2", REST_COUNT_PLANNED, -1, CORE_OK, &e);
+    CHECK(st.sql && strstr(st.sql, ", (select strata_meta.plan_rows($2::text, array[$1::text]::text[]))") != NULL);
+    CHECK_INT(st.nparams, 3);
+    CHECK_STR(str_from_cstr(st.params[1]), "select 1 from \"public\".\"books\" as pgrst_0 where \"id\" > $1");
+    st = build("", REST_COUNT_PLANNED, -1, CORE_OK, &e);
+    CHECK(st.sql && strstr(st.sql, "strata_meta.plan_rows($1::text, '{}'::text[])") != NULL);
+    st = build("id=gt.3", REST_COUNT_ESTIMATED, 100, CORE_OK, &e);
+    CHECK(st.sql && strstr(st.sql, "case when pgrst_c.n <= 100 then pgrst_c.n else greatest(pgrst_c.n, strata_meta.plan_rows(") != NULL);
+    CHECK(st.sql && strstr(st.sql, "where \"id\" > $1 limit 101) pgrst_l) pgrst_c)") != NULL);
+    st = build("id=gt.3", REST_COUNT_ESTIMATED, -1, CORE_OK, &e); /* no db-max-rows: exact */
+    CHECK(st.sql && strstr(st.sql, "plan_rows") == NULL && strstr(st.sql, "(select count(*) from") != NULL);
+}
+
 static void test_errors(void)
 {
     core_err_t e;
@@ -83,6 +99,7 @@ int main(void)
     if (!A) return 1;
     test_read();
     test_errors();
+    test_planned_count();
     test_status_table();
     core_arena_destroy(A);
     TEST_MAIN_END();
