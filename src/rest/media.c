@@ -143,6 +143,7 @@ int rest_plan_parse(str_t accept, rest_plan_t *p)
         if (i < o.len && o.ptr[i] != '|') continue;
         str_t opt = trim((str_t){o.ptr + start, i - start});
         start = i + 1;
+        if (opt.len == 0) continue; /* postgrest-js sends "options=;" when there are none */
         if (str_eq_nocase(opt, STR_LIT("analyze"))) p->analyze = true;
         else if (str_eq_nocase(opt, STR_LIT("verbose"))) p->verbose = true;
         else if (str_eq_nocase(opt, STR_LIT("settings"))) p->settings = true;

@@ -25,6 +25,10 @@ static void test_negotiate(void)
     CHECK_INT(p.for_accept, ACCEPT_OBJECT_STRIP);
     CHECK_STR(p.for_type, "application/vnd.pgrst.object+json");
     CHECK_INT(rest_plan_parse(STR_LIT("application/vnd.pgrst.plan; options=analyze|nope"), &p), CORE_EINVAL);
+    /* what postgrest-js's explain() sends */
+    CHECK_INT(rest_plan_parse(STR_LIT("application/vnd.pgrst.plan+text; for=\"text/csv\"; options=;"), &p), CORE_OK);
+    CHECK(!p.json && !p.analyze);
+    CHECK_INT(p.for_accept, ACCEPT_CSV);
     CHECK_INT(rest_plan_parse(STR_LIT("application/vnd.pgrst.plan; for=\"image/png\""), &p), CORE_EINVAL);
 }
 
