@@ -590,7 +590,7 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
     if (identify(env, req) != CORE_OK) return;
     int accept = rest_negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
     if (accept == ACCEPT_PLAN) accept = plan_request(env, req);
-    if (accept < 0) {
+    if (accept < 0 && !str_starts_with(path, STR_LIT("rpc/"))) {
         rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
                        http_req_header(req, STR_LIT("Accept")));
         return;
@@ -609,7 +609,8 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
             rest_respond_simple(req, 404, "PGRST125", "Invalid path specified in request URL", STR_NULL);
             return;
         }
-        rest_handle_rpc(env, req, schema, fname, accept);
+        /* an Accept nothing built in produces may still name a function's media-type domain */
+        rest_handle_rpc(env, req, schema, fname, accept < 0 ? ACCEPT_OTHER : accept);
         return;
     }
     if (str_find_char(path, '/') >= 0) {

@@ -117,6 +117,25 @@ int rest_negotiate(str_t accept, bool root)
     return each_range(accept, root, NULL);
 }
 
+int rest_negotiate_custom(str_t accept, str_t custom)
+{
+    if (str_eq(custom, STR_LIT("*/*"))) return ACCEPT_CUSTOM;
+    if (!accept.ptr || accept.len == 0) return ACCEPT_JSON;
+    size_t start = 0;
+    bool inq = false;
+    for (size_t i = 0; i <= accept.len; i++) {
+        if (!separator(accept, i, ',', &inq)) continue;
+        str_t r = {accept.ptr + start, i - start};
+        start = i + 1;
+        long semi = params_start(r);
+        str_t m = trim(semi >= 0 ? (str_t){r.ptr, (size_t)semi} : r);
+        if (str_eq_nocase(m, custom)) return ACCEPT_CUSTOM;
+        int k = media_kind(m, semi >= 0 ? (str_t){r.ptr + semi + 1, r.len - (size_t)semi - 1} : STR_NULL, false);
+        if (k >= 0) return k;
+    }
+    return -1;
+}
+
 int rest_plan_parse(str_t accept, rest_plan_t *p)
 {
     memset(p, 0, sizeof(*p));

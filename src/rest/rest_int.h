@@ -79,8 +79,13 @@ enum {
     ACCEPT_TEXT = 8,          /* text/plain: raw scalar function results */
     ACCEPT_XML = 9,           /* text/xml */
     ACCEPT_OCTET = 10,        /* application/octet-stream */
+    ACCEPT_OTHER = 11,        /* nothing built in: only a function's media-type domain may serve it */
+    ACCEPT_CUSTOM = 12,       /* the media-type domain a function returns */
 };
 int rest_negotiate(str_t accept, bool root);
+/* Like rest_negotiate for a function returning the media-type domain `custom`: ACCEPT_CUSTOM
+ * when Accept names it before anything built in (always for the any-type domain). */
+int rest_negotiate_custom(str_t accept, str_t custom);
 /* True for the singular (object) representations. */
 bool rest_accept_single(int accept);
 /* The Content-Type sent for a representation. */

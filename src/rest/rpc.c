@@ -82,7 +82,16 @@ static str_t raw_result_type(int accept)
                                                    : accept == ACCEPT_OCTET ? STR_LIT("bytea") : STR_LIT("");
 }
 
-static bool accept_raw(int accept) { return accept == ACCEPT_TEXT || accept == ACCEPT_XML || accept == ACCEPT_OCTET; }
+static bool accept_raw(int accept)
+{
+    return accept == ACCEPT_TEXT || accept == ACCEPT_XML || accept == ACCEPT_OCTET || accept == ACCEPT_CUSTOM;
+}
+
+/* Whether the raw result arrives as hex (bytea) for C to decode. */
+static bool raw_is_hex(const rpc_call_t *c)
+{
+    return c->accept == ACCEPT_OCTET || (c->accept == ACCEPT_CUSTOM && c->fn->retmedia_bytea);
+}
 
 static int hexval(char c)
 {
@@ -141,7 +150,7 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
     str_t body = PQgetisnull(res, 0, 0) ? STR_LIT("null") : (str_t){PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)};
     if (accept_raw(c->accept)) { /* the scalar as it is: text/xml as text, bytea sent as hex */
         if (PQgetisnull(res, 0, 0)) body = STR_LIT("");
-        if (c->accept == ACCEPT_OCTET && body.len) {
+        if (raw_is_hex(c) && body.len) {
             char *raw = core_arena_alloc(req->arena, body.len / 2 + 1);
             if (!raw) {
                 rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
@@ -154,7 +163,10 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
             }
             body = (str_t){raw, k};
         }
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), rest_accept_content_type(c->accept)};
+        str_t ct = rest_accept_content_type(c->accept);
+        if (c->accept == ACCEPT_CUSTOM) /* the domain's name; the any-type domain: octet-stream */
+            ct = str_eq(c->fn->retmedia, STR_LIT("*/*")) ? STR_LIT("application/octet-stream") : c->fn->retmedia;
+        h[n++] = (http_header_t){STR_LIT("Content-Type"), ct};
         rest_send(req, res, 200, h, n, body);
         return;
     }
@@ -244,7 +256,13 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
         c->row_as_object = true;
     }
 
-    if ((accept_raw(c->accept) && (c->shape != RPC_SCALAR || !str_eq(f->rettype, raw_result_type(c->accept)))) ||
+    /* PostgREST's media type handlers for functions: a result domain named like a media type
+     * answers that type, raw, when Accept asks for it first (the any-type domain always). */
+    if (f->retmedia.ptr && !f->retset &&
+        rest_negotiate_custom(http_req_header(req, STR_LIT("Accept")), f->retmedia) == ACCEPT_CUSTOM)
+        c->accept = ACCEPT_CUSTOM;
+    if (c->accept == ACCEPT_OTHER ||
+        (accept_raw(c->accept) && c->accept != ACCEPT_CUSTOM && (c->shape != RPC_SCALAR || !str_eq(f->rettype, raw_result_type(c->accept)))) ||
         ((q->csv || q->geojson) && c->shape != RPC_ROWS)) {
         *err = core_err_make(406, "PGRST107", "None of these media types are available",
                              http_req_header(req, STR_LIT("Accept")));
@@ -313,9 +331,9 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
         break;
     case RPC_SCALAR:
         /* raw representations: text and xml as their text, bytea as hex (decoded by C) */
-        core_buf_append_cstr(&b, c->accept == ACCEPT_OCTET ? "select encode(" : accept_raw(c->accept) ? "select (" : "select to_json(");
+        core_buf_append_cstr(&b, raw_is_hex(c) ? "select encode(" : accept_raw(c->accept) ? "select (" : "select to_json(");
         core_buf_append_str(&b, core_buf_str(&call));
-        core_buf_append_cstr(&b, c->accept == ACCEPT_OCTET ? ", 'hex'" : "");
+        core_buf_append_cstr(&b, raw_is_hex(c) ? "::bytea, 'hex'" : "");
         core_buf_append_cstr(&b, ")::text, 1::bigint, null::bigint" REST_SQL_GUC_COLS " from pgrst_args");
         break;
     case RPC_ROW:
