@@ -10,7 +10,6 @@
 #include "rest/rest_int.h"
 
 #define JSON_CT "application/json; charset=utf-8"
-#define OBJECT_CT "application/vnd.pgrst.object+json; charset=utf-8"
 
 
 typedef struct {
@@ -405,7 +404,7 @@ static void handle_openapi(rest_env_t *env, http_req_t *req, str_t schema)
     http_header_t h[8];
     size_t n = rest_cors_headers(req, h);
     h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/openapi+json; charset=utf-8")};
-    http_respond(req, 200, h, n, (str_t){body, len});
+    rest_send(req, NULL, 200, h, n, (str_t){body, len});
 }
 
 static void handle_options(http_req_t *req)

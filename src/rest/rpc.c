@@ -82,6 +82,16 @@ static str_t raw_result_type(int accept)
                                                    : accept == ACCEPT_OCTET ? STR_LIT("bytea") : STR_LIT("");
 }
 
+static bool is_form(const http_req_t *req)
+{
+    str_t ct = http_req_header(req, STR_LIT("Content-Type"));
+    if (!ct.ptr) return false;
+    long semi = str_find_char(ct, ';');
+    if (semi >= 0) ct.len = (size_t)semi;
+    while (ct.len && ct.ptr[ct.len - 1] == ' ') ct.len--;
+    return str_eq_nocase(ct, STR_LIT("application/x-www-form-urlencoded"));
+}
+
 static bool accept_raw(int accept)
 {
     return accept == ACCEPT_TEXT || accept == ACCEPT_XML || accept == ACCEPT_OCTET || accept == ACCEPT_CUSTOM;
@@ -475,7 +485,7 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
             }
             args_json = body;
         }
-    } else if (post) {
+    } else if (post && !is_form(req)) {
         str_t body = req->body.len ? req->body : STR_LIT("{}");
         json_error_t jerr;
         json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, &jerr);
@@ -507,7 +517,11 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
         args_json = body;
     } else {
         /* GET: parameters named like an argument of some candidate are arguments; the rest
-         * are filters, select, order... on the result. */
+         * are filters, select, order... on the result. POST with a form body: every key of
+         * the body is an argument (string values; a repeated variadic one makes an array),
+         * the query string keeps the filters. */
+        bool form = post;
+        str_t src = form ? req->body : req->query;
         core_buf_t args, rest, var;
         core_buf_init(&args, SQL_MAX);
         core_buf_init(&rest, SQL_MAX);
@@ -515,9 +529,9 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
         core_buf_append_char(&args, '{');
         str_t var_name = STR_NULL; /* a variadic argument: every repetition is one element */
         size_t start = 0;
-        for (size_t i = 0; i <= req->query.len; i++) {
-            if (i < req->query.len && req->query.ptr[i] != '&') continue;
-            str_t part = {req->query.ptr + start, i - start};
+        for (size_t i = 0; i <= src.len; i++) {
+            if (i < src.len && src.ptr[i] != '&') continue;
+            str_t part = {src.ptr + start, i - start};
             start = i + 1;
             if (part.len == 0) continue;
             long eq = str_find_char(part, '=');
@@ -528,7 +542,8 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
                 core_buf_free(&args);
                 core_buf_free(&rest);
                 core_buf_free(&var);
-                rest_respond_simple(req, 400, "PGRST100", "invalid percent-encoding in the query string", STR_NULL);
+                if (form) rest_respond_simple(req, 400, "PGRST102", "Invalid form body", STR_NULL);
+                else rest_respond_simple(req, 400, "PGRST100", "invalid percent-encoding in the query string", STR_NULL);
                 return;
             }
             bool is_arg = false, is_var = false;
@@ -538,6 +553,7 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
                         is_arg = true;
                         is_var = cands[ci].params[pi].mode == 'v';
                     }
+            is_arg = is_arg || form; /* unknown form keys then fail the overload choice (PGRST202) */
             if (is_var && (!var_name.ptr || str_eq(var_name, k))) {
                 if (!var_name.ptr && ngiven < MAX_ARGS) given[ngiven++] = k;
                 var_name = k;
@@ -575,7 +591,7 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
             return;
         }
         args_json = (str_t){a, alen};
-        filters_qs = (str_t){r, rlen};
+        if (!form) filters_qs = (str_t){r, rlen};
     }
 
     /* Overload choice by argument names (PGRST202 none, PGRST203 several). */
