@@ -468,9 +468,14 @@ static void on_plan_done(void *arg, PGresult *res, const db_error_t *err)
     }
     http_header_t h[8];
     size_t n = rest_cors_headers(req, h);
+    const rest_plan_t *p = au->plan;
+    char opts[64];
+    int nopts = snprintf(opts, sizeof(opts), "%s%s%s%s%s", p->analyze ? "|analyze" : "", p->verbose ? "|verbose" : "",
+                      p->settings ? "|settings" : "", p->buffers ? "|buffers" : "", p->wal ? "|wal" : "");
     h[n++] = (http_header_t){STR_LIT("Content-Type"),
-                             rest_arena_printf(req->arena, "application/vnd.pgrst.plan+%s; for=\"%.*s\"; charset=utf-8",
-                                               au->plan->json ? "json" : "text", STR_FMT(au->plan->for_type))};
+                             rest_arena_printf(req->arena, "application/vnd.pgrst.plan+%s; for=\"%.*s\"%s%s; charset=utf-8",
+                                               p->json ? "json" : "text", STR_FMT(p->for_type),
+                                               nopts > 0 ? "; options=" : "", nopts > 0 ? opts + 1 : "")};
     rest_send(req, NULL, 200, h, n, (str_t){body, k});
 }
 
