@@ -59,6 +59,7 @@ typedef enum {
     X("openapi-server-proxy-uri", openapi_server_proxy_uri, CFG_STR_OPT, 0, 0, NULL, 0)    \
     X("db-pre-request", db_pre_request, CFG_STR_OPT, 0, 0, NULL, 0)                        \
     X("db-aggregates-enabled", db_aggregates_enabled, CFG_BOOL, 0, 1, NULL, 0)             \
+    X("db-plan-enabled", db_plan_enabled, CFG_BOOL, 0, 1, NULL, 0)                         \
     X("strata-data-dir", data_dir, CFG_STR, 0, 0, "./.strata", 0)                          \
     X("strata-db-admin-uri", db_admin_uri, CFG_STR_OPT, 0, 0, NULL, 0)                     \
     X("strata-workers", workers, CFG_INT, 0, 256, NULL, 0)                                 \

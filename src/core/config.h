@@ -32,6 +32,7 @@ typedef struct {
     char *openapi_server_proxy_uri; /* openapi-server-proxy-uri; NULL = none */
     char *db_pre_request;     /* db-pre-request: "schema.function" run before each statement */
     bool db_aggregates_enabled; /* db-aggregates-enabled; default false (PGRST123) */
+    bool db_plan_enabled;     /* db-plan-enabled: Accept: application/vnd.pgrst.plan; default false */
 
     /* Strata settings (file key "strata-..." / env STRATA_...) */
     char *data_dir;           /* STRATA_DATA_DIR; default "./.strata" */

@@ -309,6 +309,29 @@ static const migration_t MIGRATIONS[] = {
     {1, "strata_meta",
      "create schema if not exists strata_meta;"
      "comment on schema strata_meta is 'Strata bookkeeping';", false, NULL},
+    /* Prefer: count=planned|estimated: the planner's row estimate for a read's count query,
+     * inside the request's own statement (one round trip). The query text comes from
+     * Strata's SQL builder; its parameter values arrive as text and are quoted by
+     * PostgreSQL (quote_literal) into EXECUTE's argument list, so they take the types the
+     * PREPARE inferred. SECURITY INVOKER: it can do nothing its caller could not. */
+    {2, "plan_rows",
+     "create or replace function strata_meta.plan_rows(query text, params text[]) returns bigint"
+     " language plpgsql volatile as $f$"
+     " declare plan json; args text;"
+     " begin"
+     "   if exists (select 1 from pg_prepared_statements where name = 'strata_plan_rows') then"
+     "     deallocate strata_plan_rows;"
+     "   end if;"
+     "   execute 'prepare strata_plan_rows as ' || query;"
+     "   select string_agg(coalesce(quote_literal(p), 'null'), ', ' order by i) into args"
+     "     from unnest(params) with ordinality as a(p, i);"
+     "   execute 'explain (format json) execute strata_plan_rows' || coalesce('(' || args || ')', '') into plan;"
+     "   deallocate strata_plan_rows;"
+     "   return (plan->0->'Plan'->>'Plan Rows')::bigint;"
+     " end $f$;"
+     "comment on function strata_meta.plan_rows(text, text[]) is 'Planner row estimate (Prefer: count=planned)';"
+     "grant usage on schema strata_meta to public;"
+     "grant execute on function strata_meta.plan_rows(text, text[]) to public;", false, NULL},
     {10, "auth", "set local client_min_messages = warning", true, AUTH_SQL},
 };
 

@@ -96,6 +96,9 @@ static const char CATALOG_SQL_TAIL[] =
     "   'volatility', p.provolatile, 'description', obj_description(p.oid, 'pg_proc'),"
     "   'ndefaults', p.pronargdefaults, 'variadic', p.provariadic <> 0,"
     "   'rettypkind', (select t.typtype from pg_type t where t.oid = p.prorettype),"
+    "   'retmedia', (select json_build_object('name', t.typname, 'bytea', t.typbasetype = 'bytea'::regtype)"
+    "      from pg_type t where t.oid = p.prorettype and t.typtype = 'd'"
+    "      and (t.typname ~* '^[A-Za-z0-9.-]+/[A-Za-z0-9.+-]+$' or t.typname = '*/*')),"
     "   'retrel', (select json_build_object('schema', rn.nspname, 'name', rc.relname) from pg_type t"
     "      join pg_class rc on rc.oid = t.typrelid join pg_namespace rn on rn.oid = rc.relnamespace"
     "      where t.oid = p.prorettype),"
@@ -259,6 +262,11 @@ static bool parse_funcs(core_arena_t *a, json_t *arr, db_schema_t *s)
         str_t kind;
         if (!get_str(a, o, "rettypkind", &kind, true)) return false;
         f->rettype_kind = kind.len == 1 ? kind.ptr[0] : 'b';
+        json_t *media = json_object_get(o, "retmedia");
+        if (json_is_object(media)) {
+            if (!get_str(a, media, "name", &f->retmedia, false)) return false;
+            f->retmedia_bytea = json_is_true(json_object_get(media, "bytea"));
+        }
         json_t *rel = json_object_get(o, "retrel");
         if (json_is_object(rel) && (!get_str(a, rel, "schema", &f->retrel_schema, false) ||
                                     !get_str(a, rel, "name", &f->retrel_name, false)))

@@ -65,6 +65,10 @@ typedef struct {
     str_t description;
     bool retset;
     char volatility;   /* 'i', 's', 'v' */
+    str_t retmedia;    /* result is a domain named like a media type (text/html, or the
+                        * any-type domain star-slash-star): that name, ptr NULL otherwise —
+                        * PostgREST's media type handlers for functions */
+    bool retmedia_bytea; /* ... over bytea (sent as raw bytes) */
 } db_func_t;
 
 typedef struct db_schema db_schema_t;

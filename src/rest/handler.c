@@ -10,7 +10,6 @@
 #include "rest/rest_int.h"
 
 #define JSON_CT "application/json; charset=utf-8"
-#define OBJECT_CT "application/vnd.pgrst.object+json; charset=utf-8"
 
 
 typedef struct {
@@ -54,11 +53,13 @@ void rest_respond_error(http_req_t *req, const core_err_t *e)
     char *body = core_arena_strdup(req->arena, core_buf_str(&b));
     size_t len = b.len;
     core_buf_free(&b);
-    if (!body) {
+    size_t nall = 0;
+    http_header_t *all = rest_error_headers(req, e, h, n, &nall);
+    if (!body || !all) {
         http_respond(req, 503, h, n, STR_NULL);
         return;
     }
-    http_respond(req, e->status, h, n, (str_t){body, len});
+    http_respond(req, e->status, all, nall, (str_t){body, len});
 }
 
 void rest_respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details)
@@ -81,38 +82,6 @@ str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...)
 }
 
 /* ---- negotiation ------------------------------------------------------------------------ */
-
-/* Picks a representation from Accept; -1 when none is acceptable (PGRST107). */
-int rest_negotiate(str_t accept, bool root)
-{
-    if (!accept.ptr || accept.len == 0) return root ? ACCEPT_OPENAPI : ACCEPT_JSON;
-    size_t start = 0;
-    for (size_t i = 0; i <= accept.len; i++) {
-        if (i < accept.len && accept.ptr[i] != ',') continue;
-        str_t m = {accept.ptr + start, i - start};
-        start = i + 1;
-        long semi = str_find_char(m, ';');
-        if (semi >= 0) m.len = (size_t)semi;
-        while (m.len && m.ptr[0] == ' ') {
-            m.ptr++;
-            m.len--;
-        }
-        while (m.len && m.ptr[m.len - 1] == ' ') m.len--;
-        if (root && (str_eq_nocase(m, STR_LIT("application/openapi+json")) ||
-                     str_eq_nocase(m, STR_LIT("application/json")) || str_eq(m, STR_LIT("*/*")) ||
-                     str_eq_nocase(m, STR_LIT("application/*"))))
-            return ACCEPT_OPENAPI;
-        if (root) continue;
-        if (str_eq_nocase(m, STR_LIT("application/json")) || str_eq(m, STR_LIT("*/*")) ||
-            str_eq_nocase(m, STR_LIT("application/*")))
-            return ACCEPT_JSON;
-        if (str_eq_nocase(m, STR_LIT("text/csv"))) return ACCEPT_CSV;
-        if (str_eq_nocase(m, STR_LIT("application/vnd.pgrst.object+json")) ||
-            str_eq_nocase(m, STR_LIT("application/vnd.pgrst.object")))
-            return ACCEPT_OBJECT;
-    }
-    return -1;
-}
 
 static bool item_is(str_t item, const char *lit) { return str_eq(item, str_from_cstr(lit)); }
 
@@ -278,6 +247,7 @@ core_err_t rest_db_error(http_req_t *req, const db_error_t *err)
         e = core_err_make(504, "PGRST003", err->message, STR_NULL);
         break;
     case DB_ERR_QUERY:
+        if (rest_raise_pgrst(req, err, &e)) break;
         e.status = rest_status_for_sqlstate(err->sqlstate, err->message, authenticated);
         e.code = core_arena_strdup(req->arena, str_from_cstr(err->sqlstate));
         e.message = str_from_cstr(core_arena_strdup(req->arena, str_from_cstr(err->message)));
@@ -293,6 +263,8 @@ core_err_t rest_db_error(http_req_t *req, const db_error_t *err)
     return e;
 }
 
+static void on_plan_done(void *arg, PGresult *res, const db_error_t *err);
+
 int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool read_only, bool rollback,
                 db_done_fn done, void *arg)
 {
@@ -301,7 +273,23 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         rest_respond_simple(req, 500, "PGRST000", "request without an identity", STR_NULL);
         return CORE_EINVAL;
     }
-    (void)env;
+    const char *sql = st->sql;
+    if (au->plan) { /* Accept: application/vnd.pgrst.plan: explain the statement instead */
+        const rest_plan_t *p = au->plan;
+        str_t x = rest_arena_printf(req->arena, "explain (format %s%s%s%s%s%s) ", p->json ? "json" : "text",
+                                    p->analyze ? ", analyze" : "", p->verbose ? ", verbose" : "",
+                                    p->settings ? ", settings" : "", p->buffers ? ", buffers" : "", p->wal ? ", wal" : "");
+        char *full = x.ptr ? core_arena_alloc(req->arena, x.len + strlen(st->sql) + 1) : NULL;
+        if (!full) {
+            rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+            return CORE_ENOMEM;
+        }
+        memcpy(full, x.ptr, x.len);
+        memcpy(full + x.len, st->sql, strlen(st->sql) + 1);
+        sql = full;
+        done = on_plan_done;
+        arg = req;
+    }
     db_request_t dr = {
         .role = au->role,
         .claims_json = au->claims_json,
@@ -311,7 +299,7 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         .read_only = read_only,
         .rollback = rollback,
         .pre_sql = env->pre_request_sql,
-        .sql = st->sql,
+        .sql = sql,
         .nparams = st->nparams,
         .params = st->params,
     };
@@ -352,26 +340,22 @@ static void on_db_done(void *arg, PGresult *res, const db_error_t *err)
     if (total >= 0 && page > 0 && (c->offset > 0 || page < total) && c->offset + page <= total &&
         page < total)
         status = 206;
-    if (c->accept == ACCEPT_OBJECT) {
+    if (rest_accept_single(c->accept)) {
         if (page != 1) {
             core_err_t e = rest_err_not_single(req->arena, page);
             rest_respond_error(req, &e);
             return;
         }
         body = rest_unwrap_array(body);
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(OBJECT_CT)};
         status = 200;
-    } else if (c->accept == ACCEPT_CSV) {
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("text/csv; charset=utf-8")};
-    } else {
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT(JSON_CT)};
     }
+    h[n++] = (http_header_t){STR_LIT("Content-Type"), rest_accept_content_type(c->accept)};
     if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
     if (c->count != REST_COUNT_NONE)
         h[n++] = (http_header_t){STR_LIT("Preference-Applied"), c->count == REST_COUNT_PLANNED     ? STR_LIT("count=planned")
                                                                 : c->count == REST_COUNT_ESTIMATED ? STR_LIT("count=estimated")
                                                                                                    : STR_LIT("count=exact")};
-    http_respond(req, status, h, n, body);
+    rest_send(req, res, status, h, n, body);
 }
 
 /* ---- routes ------------------------------------------------------------------------------- */
@@ -431,7 +415,7 @@ static void handle_openapi(rest_env_t *env, http_req_t *req, str_t schema)
     http_header_t h[8];
     size_t n = rest_cors_headers(req, h);
     h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/openapi+json; charset=utf-8")};
-    http_respond(req, 200, h, n, (str_t){body, len});
+    rest_send(req, NULL, 200, h, n, (str_t){body, len});
 }
 
 static void handle_options(http_req_t *req)
@@ -446,6 +430,64 @@ static void handle_options(http_req_t *req)
     h[n++] = (http_header_t){STR_LIT("Access-Control-Max-Age"), STR_LIT("86400")};
     h[n++] = (http_header_t){STR_LIT("Allow"), STR_LIT("OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE")};
     http_respond(req, 200, h, n, STR_NULL);
+}
+
+/* Accept: application/vnd.pgrst.plan: only with db-plan-enabled (else nothing is
+ * acceptable, as in PostgREST). The request is then planned for the `for` representation and
+ * rest_submit explains its statement instead of running it. Returns that representation,
+ * or -1 (PGRST107). */
+static int plan_request(rest_env_t *env, http_req_t *req)
+{
+    rest_auth_t *au = req->user;
+    rest_plan_t *p = core_arena_zalloc(req->arena, sizeof(*p));
+    if (!env->cfg->db_plan_enabled || !au || !p ||
+        rest_plan_parse(http_req_header(req, STR_LIT("Accept")), p) != CORE_OK)
+        return -1;
+    au->plan = p;
+    return p->for_accept;
+}
+
+static void on_plan_done(void *arg, PGresult *res, const db_error_t *err)
+{
+    http_req_t *req = arg;
+    const rest_auth_t *au = req->user;
+    if (err) {
+        core_err_t e = rest_db_error(req, err);
+        rest_respond_error(req, &e);
+        return;
+    }
+    if (core_arena_defer(req->arena, clear_result, res) != CORE_OK) {
+        PQclear(res);
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return;
+    }
+    /* FORMAT JSON is one row; FORMAT TEXT one row per line. */
+    size_t len = 0;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) len += (size_t)PQgetlength(res, i, 0) + 1;
+    char *body = core_arena_alloc(req->arena, len + 1);
+    if (!body) {
+        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+        return;
+    }
+    size_t k = 0;
+    for (int i = 0; i < rows; i++) {
+        size_t l = (size_t)PQgetlength(res, i, 0);
+        memcpy(body + k, PQgetvalue(res, i, 0), l);
+        k += l;
+        if (i + 1 < rows) body[k++] = '\n';
+    }
+    http_header_t h[8];
+    size_t n = rest_cors_headers(req, h);
+    const rest_plan_t *p = au->plan;
+    char opts[64];
+    int nopts = snprintf(opts, sizeof(opts), "%s%s%s%s%s", p->analyze ? "|analyze" : "", p->verbose ? "|verbose" : "",
+                      p->settings ? "|settings" : "", p->buffers ? "|buffers" : "", p->wal ? "|wal" : "");
+    h[n++] = (http_header_t){STR_LIT("Content-Type"),
+                             rest_arena_printf(req->arena, "application/vnd.pgrst.plan+%s; for=\"%.*s\"%s%s; charset=utf-8",
+                                               p->json ? "json" : "text", STR_FMT(p->for_type),
+                                               nopts > 0 ? "; options=" : "", nopts > 0 ? opts + 1 : "")};
+    rest_send(req, NULL, 200, h, n, (str_t){body, k});
 }
 
 static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, int accept)
@@ -467,7 +509,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
     if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
     if (rc == CORE_OK) {
-        q.csv = accept == ACCEPT_CSV;
+        rest_query_set_media(&q, accept);
         long lo, hi;
         str_t range = http_req_header(req, STR_LIT("Range"));
         if (range.ptr && rest_parse_range(range, &lo, &hi)) {
@@ -563,7 +605,8 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
     }
     if (identify(env, req) != CORE_OK) return;
     int accept = rest_negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
-    if (accept < 0) {
+    if (accept == ACCEPT_PLAN) accept = plan_request(env, req);
+    if (accept < 0 && !str_starts_with(path, STR_LIT("rpc/"))) {
         rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
                        http_req_header(req, STR_LIT("Accept")));
         return;
@@ -582,12 +625,8 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
             rest_respond_simple(req, 404, "PGRST125", "Invalid path specified in request URL", STR_NULL);
             return;
         }
-        if (accept == ACCEPT_CSV) {
-            rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
-                                STR_LIT("text/csv is available for reads"));
-            return;
-        }
-        rest_handle_rpc(env, req, schema, fname, accept);
+        /* an Accept nothing built in produces may still name a function's media-type domain */
+        rest_handle_rpc(env, req, schema, fname, accept < 0 ? ACCEPT_OTHER : accept);
         return;
     }
     if (str_find_char(path, '/') >= 0) {
@@ -606,13 +645,13 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         rest_respond_error(req, &e);
         return;
     }
-    if (get || head) {
-        handle_read(env, req, t, accept);
+    if (accept == ACCEPT_TEXT || accept == ACCEPT_XML || accept == ACCEPT_OCTET) {
+        rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
+                            http_req_header(req, STR_LIT("Accept")));
         return;
     }
-    if (accept == ACCEPT_CSV) {
-        rest_respond_simple(req, 406, "PGRST107", "None of these media types are available",
-                            STR_LIT("text/csv is available for reads"));
+    if (get || head) {
+        handle_read(env, req, t, accept);
         return;
     }
     if (str_eq(req->method, STR_LIT("POST")) || str_eq(req->method, STR_LIT("PATCH")) ||

@@ -111,6 +111,8 @@ typedef struct {
     size_t npages;
     bool csv;               /* set by the handler: build a text/csv body instead of JSON */
     bool aggregates;        /* some select item (at any depth) is an aggregate */
+    bool geojson;           /* set by the handler: a GeoJSON FeatureCollection (PostGIS) */
+    bool strip_nulls;       /* set by the handler: nulls=stripped */
     str_t columns;          /* decoded ?columns= (ptr NULL when absent); used by writes */
     str_t on_conflict;      /* decoded ?on_conflict= (ptr NULL when absent); used by upserts */
 } rest_query_t;

@@ -91,9 +91,52 @@ void rest_prefer_parse(const http_req_t *req, rest_prefer_t *p);
  * PGRST123). CORE_EINVAL with *err set. */
 int rest_query_allowed(const rest_env_t *env, const rest_query_t *q, core_err_t *err) CORE_WUR;
 
-/* Accept negotiation: ACCEPT_* or -1 when nothing acceptable (PGRST107). */
-enum { ACCEPT_JSON = 0, ACCEPT_OBJECT = 1, ACCEPT_OPENAPI = 2, ACCEPT_CSV = 3 };
+/* ---- media types (media.c) ------------------------------------------------------------------ */
+
+/* Accept negotiation: ACCEPT_* or -1 when nothing acceptable (PGRST107). The first range of
+ * Accept that Strata produces wins. */
+enum {
+    ACCEPT_JSON = 0,          /* application/json, vnd.pgrst.array+json, wildcards */
+    ACCEPT_OBJECT = 1,        /* application/vnd.pgrst.object+json */
+    ACCEPT_OPENAPI = 2,       /* the root document */
+    ACCEPT_CSV = 3,           /* text/csv */
+    ACCEPT_JSON_STRIP = 4,    /* vnd.pgrst.array+json;nulls=stripped */
+    ACCEPT_OBJECT_STRIP = 5,  /* vnd.pgrst.object+json;nulls=stripped */
+    ACCEPT_GEOJSON = 6,       /* application/geo+json (PostGIS) */
+    ACCEPT_PLAN = 7,          /* application/vnd.pgrst.plan[+json|+text] (db-plan-enabled) */
+    ACCEPT_TEXT = 8,          /* text/plain: raw scalar function results */
+    ACCEPT_XML = 9,           /* text/xml */
+    ACCEPT_OCTET = 10,        /* application/octet-stream */
+    ACCEPT_OTHER = 11,        /* nothing built in: only a function's media-type domain may serve it */
+    ACCEPT_CUSTOM = 12,       /* the media-type domain a function returns */
+};
 int rest_negotiate(str_t accept, bool root);
+/* Like rest_negotiate for a function returning the media-type domain `custom`: ACCEPT_CUSTOM
+ * when Accept names it before anything built in (always for the any-type domain). */
+int rest_negotiate_custom(str_t accept, str_t custom);
+/* True for the singular (object) representations. */
+bool rest_accept_single(int accept);
+/* The Content-Type sent for a representation. */
+str_t rest_accept_content_type(int accept);
+/* Sets q's body representation (csv, geojson, strip_nulls) from ACCEPT_*. */
+void rest_query_set_media(rest_query_t *q, int accept);
+/* The aggregate over the selected rows `_s` that builds q's body as text. */
+const char *rest_sql_body_agg(const rest_query_t *q);
+
+/* Accept: application/vnd.pgrst.plan[+json|+text]; for="<type>"; options=a|b. */
+typedef struct rest_plan {
+    bool json;          /* +json; text otherwise */
+    int for_accept;     /* the representation whose statement is explained */
+    str_t for_type;     /* its media type, as sent (for the Content-Type) */
+    bool analyze, verbose, settings, buffers, wal;
+} rest_plan_t;
+/* Parses the plan media range of accept (rest_negotiate returned ACCEPT_PLAN); CORE_EINVAL
+ * on an unknown `for` or option. */
+int rest_plan_parse(str_t accept, rest_plan_t *p) CORE_WUR;
+
+/* A text/csv request body (header line = columns; NULL = null; "" = empty string) as a JSON
+ * array of objects, in the arena. CORE_EINVAL with *err (PGRST102) when malformed. */
+int rest_csv_to_json(core_arena_t *a, str_t body, str_t *out, core_err_t *err) CORE_WUR;
 /* Range: [items=]lo-[hi]; false when malformed (PostgREST then ignores it). */
 bool rest_parse_range(str_t v, long *lo, long *hi);
 
@@ -104,6 +147,9 @@ typedef struct {
     const char *role;        /* the JWT's role or db-anon-role */
     const char *claims_json; /* request.jwt.claims */
     bool authenticated;      /* a JWT with a role was presented (42501 → 403 instead of 401) */
+    http_header_t *err_headers; /* set by RAISE SQLSTATE 'PGRST' (respond.c), sent with the error */
+    size_t nerr_headers;
+    const struct rest_plan *plan; /* Accept: application/vnd.pgrst.plan (NULL: run normally) */
 } rest_auth_t;
 
 void rest_respond_error(http_req_t *req, const core_err_t *e);
@@ -129,6 +175,25 @@ str_t rest_content_range(core_arena_t *a, long offset, long page, long total);
  * queued (done runs later), or answers the request itself and returns nonzero. */
 int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool read_only, bool rollback,
                 db_done_fn done, void *arg);
+
+/* ---- function-driven responses (respond.c) ------------------------------------------------- */
+
+/* Appended to every statement's select list: what functions set with set_config, read in
+ * the same statement after the body was built (PostgREST's response.headers/status). */
+#define REST_SQL_GUC_COLS                                                                           \
+    ", nullif(current_setting('response.headers', true), '') as pgrst_hdrs, "                        \
+    "nullif(current_setting('response.status', true), '') as pgrst_status"
+
+/* Answers a successful request: status and headers h[0..n) overridden by the response.status
+ * and response.headers res carries (res may be NULL), plus Vary. An invalid setting answers
+ * PGRST111 / PGRST112 (500) instead. Ends the request. */
+void rest_send(http_req_t *req, const PGresult *res, int status, const http_header_t *h, size_t n, str_t body);
+/* RAISE SQLSTATE 'PGRST': true when err is one; *out is then its error (or PGRST121) and the
+ * headers it asked for are kept on req->user for rest_respond_error. */
+bool rest_raise_pgrst(http_req_t *req, const db_error_t *err, core_err_t *out);
+/* The headers of an error answer: h[0..n), those a RAISE asked for, Proxy-Status. In the
+ * arena; NULL on OOM. */
+http_header_t *rest_error_headers(http_req_t *req, const core_err_t *e, const http_header_t *h, size_t n, size_t *nout);
 
 /* ---- writes (write.c) ------------------------------------------------------------------------ */
 

@@ -27,6 +27,7 @@ typedef struct {
     int count;
     enum { RPC_ROWS, RPC_SCALAR, RPC_SCALARS, RPC_ROW, RPC_VOID } shape;
     bool row_as_object; /* one composite row, built as rows so select applies; sent as an object */
+    str_t raw_type;     /* "text"/"xml"/"bytea": the body is the single unnamed argument */
 } rpc_call_t;
 
 static bool is_in(const db_func_param_t *p) { return p->mode == 'i' || p->mode == 'b' || p->mode == 'v'; }
@@ -38,8 +39,8 @@ static bool names_contain(str_t *names, size_t n, str_t x)
     return false;
 }
 
-/* A single unnamed json/jsonb parameter takes the whole body. */
-static bool takes_whole_body(const db_func_t *f)
+/* The type of f's single unnamed parameter ("" when it has another signature). */
+static str_t single_unnamed_type(const db_func_t *f)
 {
     size_t nin = 0;
     const db_func_param_t *only = NULL;
@@ -48,8 +49,66 @@ static bool takes_whole_body(const db_func_t *f)
             nin++;
             only = &f->params[i];
         }
-    return nin == 1 && only->name.len == 0 &&
-           (str_eq(only->type, STR_LIT("json")) || str_eq(only->type, STR_LIT("jsonb")));
+    return nin == 1 && only->name.len == 0 ? only->type : STR_LIT("");
+}
+
+/* A single unnamed json/jsonb parameter takes the whole body. */
+static bool takes_whole_body(const db_func_t *f)
+{
+    str_t t = single_unnamed_type(f);
+    return str_eq(t, STR_LIT("json")) || str_eq(t, STR_LIT("jsonb"));
+}
+
+/* The request's Content-Type as a raw-body parameter type: text/plain → text, text/xml →
+ * xml, application/octet-stream → bytea; "" for anything else (JSON arguments). */
+static str_t raw_body_type(const http_req_t *req)
+{
+    str_t ct = http_req_header(req, STR_LIT("Content-Type"));
+    if (!ct.ptr) return STR_LIT("");
+    long semi = str_find_char(ct, ';');
+    if (semi >= 0) ct.len = (size_t)semi;
+    while (ct.len && ct.ptr[ct.len - 1] == ' ') ct.len--;
+    if (str_eq_nocase(ct, STR_LIT("text/plain"))) return STR_LIT("text");
+    if (str_eq_nocase(ct, STR_LIT("text/xml"))) return STR_LIT("xml");
+    if (str_eq_nocase(ct, STR_LIT("application/octet-stream"))) return STR_LIT("bytea");
+    return STR_LIT("");
+}
+
+/* The scalar type a raw representation serves: text/plain ← text, text/xml ← xml,
+ * application/octet-stream ← bytea. */
+static str_t raw_result_type(int accept)
+{
+    return accept == ACCEPT_TEXT ? STR_LIT("text") : accept == ACCEPT_XML ? STR_LIT("xml")
+                                                   : accept == ACCEPT_OCTET ? STR_LIT("bytea") : STR_LIT("");
+}
+
+static bool is_form(const http_req_t *req)
+{
+    str_t ct = http_req_header(req, STR_LIT("Content-Type"));
+    if (!ct.ptr) return false;
+    long semi = str_find_char(ct, ';');
+    if (semi >= 0) ct.len = (size_t)semi;
+    while (ct.len && ct.ptr[ct.len - 1] == ' ') ct.len--;
+    return str_eq_nocase(ct, STR_LIT("application/x-www-form-urlencoded"));
+}
+
+static bool accept_raw(int accept)
+{
+    return accept == ACCEPT_TEXT || accept == ACCEPT_XML || accept == ACCEPT_OCTET || accept == ACCEPT_CUSTOM;
+}
+
+/* Whether the raw result arrives as hex (bytea) for C to decode. */
+static bool raw_is_hex(const rpc_call_t *c)
+{
+    return c->accept == ACCEPT_OCTET || (c->accept == ACCEPT_CUSTOM && c->fn->retmedia_bytea);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
 }
 
 /* Does f accept exactly these argument names (all required present, none unknown)? */
@@ -95,10 +154,32 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
     http_header_t h[10];
     size_t n = rest_cors_headers(req, h);
     if (c->shape == RPC_VOID) {
-        http_respond(req, 204, h, n, STR_NULL);
+        rest_send(req, res, 204, h, n, STR_NULL);
         return;
     }
     str_t body = PQgetisnull(res, 0, 0) ? STR_LIT("null") : (str_t){PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)};
+    if (accept_raw(c->accept)) { /* the scalar as it is: text/xml as text, bytea sent as hex */
+        if (PQgetisnull(res, 0, 0)) body = STR_LIT("");
+        if (raw_is_hex(c) && body.len) {
+            char *raw = core_arena_alloc(req->arena, body.len / 2 + 1);
+            if (!raw) {
+                rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+                return;
+            }
+            size_t k = 0;
+            for (size_t i = 0; i + 1 < body.len; i += 2) {
+                int hi = hexval(body.ptr[i]), lo = hexval(body.ptr[i + 1]);
+                raw[k++] = (char)(unsigned char)((hi < 0 ? 0 : hi) * 16 + (lo < 0 ? 0 : lo));
+            }
+            body = (str_t){raw, k};
+        }
+        str_t ct = rest_accept_content_type(c->accept);
+        if (c->accept == ACCEPT_CUSTOM) /* the domain's name; the any-type domain: octet-stream */
+            ct = str_eq(c->fn->retmedia, STR_LIT("*/*")) ? STR_LIT("application/octet-stream") : c->fn->retmedia;
+        h[n++] = (http_header_t){STR_LIT("Content-Type"), ct};
+        rest_send(req, res, 200, h, n, body);
+        return;
+    }
     long page = 0, total = -1;
     if (str_to_long((str_t){PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1)}, &page) != CORE_OK) page = 0;
     if (!PQgetisnull(res, 0, 2) &&
@@ -107,29 +188,25 @@ static void on_rpc_done(void *arg, PGresult *res, const db_error_t *err)
     int status = 200;
     if (c->row_as_object) {
         body = page == 0 ? STR_LIT("null") : rest_unwrap_array(body);
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
-        http_respond(req, status, h, n, body);
+        h[n++] = (http_header_t){STR_LIT("Content-Type"), rest_accept_content_type(c->accept == ACCEPT_JSON_STRIP ? c->accept : ACCEPT_JSON)};
+        rest_send(req, res, status, h, n, body);
         return;
     }
-    if (c->accept == ACCEPT_OBJECT) {
-        if (c->shape == RPC_ROWS || c->shape == RPC_SCALARS) {
-            if (page != 1) {
-                core_err_t e = rest_err_not_single(req->arena, page);
-                rest_respond_error(req, &e);
-                return;
-            }
-            body = rest_unwrap_array(body);
+    if (rest_accept_single(c->accept) && (c->shape == RPC_ROWS || c->shape == RPC_SCALARS)) {
+        if (page != 1) {
+            core_err_t e = rest_err_not_single(req->arena, page);
+            rest_respond_error(req, &e);
+            return;
         }
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/vnd.pgrst.object+json; charset=utf-8")};
-    } else {
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
+        body = rest_unwrap_array(body);
     }
+    h[n++] = (http_header_t){STR_LIT("Content-Type"), rest_accept_content_type(c->accept)};
     if (c->shape == RPC_ROWS || c->shape == RPC_SCALARS) {
         str_t range = rest_content_range(req->arena, c->offset, page, total);
         if (range.ptr) h[n++] = (http_header_t){STR_LIT("Content-Range"), range};
         if (total >= 0 && page > 0 && page < total) status = 206;
     }
-    http_respond(req, status, h, n, body);
+    rest_send(req, res, status, h, n, body);
 }
 
 /* ---- SQL --------------------------------------------------------------------------------- */
@@ -177,7 +254,7 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
     rest_build_t x = {.arena = req->arena, .table = rel, .b = &b, .err = err, .schema = c->env->schema, .next_alias = &next_alias};
     int rc = rest_build_add_param(&x, args_json); /* $1 */
     if (rc != CORE_OK) goto out;
-    bool whole = takes_whole_body(f);
+    bool whole = c->raw_type.len || takes_whole_body(f);
 
     if (str_eq(f->rettype, STR_LIT("void"))) c->shape = RPC_VOID;
     else if (f->retset && (f->rettype_kind == 'c' || str_eq(f->rettype, STR_LIT("record")))) c->shape = RPC_ROWS;
@@ -189,6 +266,19 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
         c->row_as_object = true;
     }
 
+    /* PostgREST's media type handlers for functions: a result domain named like a media type
+     * answers that type, raw, when Accept asks for it first (the any-type domain always). */
+    if (f->retmedia.ptr && !f->retset &&
+        rest_negotiate_custom(http_req_header(req, STR_LIT("Accept")), f->retmedia) == ACCEPT_CUSTOM)
+        c->accept = ACCEPT_CUSTOM;
+    if (c->accept == ACCEPT_OTHER ||
+        (accept_raw(c->accept) && c->accept != ACCEPT_CUSTOM && (c->shape != RPC_SCALAR || !str_eq(f->rettype, raw_result_type(c->accept)))) ||
+        ((q->csv || q->geojson) && c->shape != RPC_ROWS)) {
+        *err = core_err_make(406, "PGRST107", "None of these media types are available",
+                             http_req_header(req, STR_LIT("Accept")));
+        rc = CORE_EINVAL;
+        goto out;
+    }
     if (c->shape != RPC_ROWS && (q->nselect || q->nfilters || q->nlogic || q->norder)) {
         rc = rest_build_unsupported(&x, "select, filters and order apply only to functions returning a set of rows");
         goto out;
@@ -221,7 +311,9 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
     rest_sql_ident(&call, f->name);
     core_buf_append_char(&call, '(');
     if (whole) {
-        core_buf_append_cstr(&call, str_eq(f->params[0].type, STR_LIT("jsonb")) ? "$1::jsonb" : "$1::json");
+        str_t t = single_unnamed_type(f); /* json, jsonb, text, xml or bytea */
+        core_buf_append_cstr(&call, "$1::");
+        core_buf_append_str(&call, t);
     } else {
         size_t m = 0;
         for (size_t i = 0; i < f->nparams; i++) {
@@ -243,22 +335,24 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
 
     switch (c->shape) {
     case RPC_VOID:
-        core_buf_append_cstr(&b, "select null::text, 1::bigint, null::bigint from pgrst_args, lateral ");
+        core_buf_append_cstr(&b, "select null::text, 1::bigint, null::bigint" REST_SQL_GUC_COLS " from pgrst_args, lateral ");
         core_buf_append_str(&b, core_buf_str(&call));
         core_buf_append_cstr(&b, " pgrst_call");
         break;
     case RPC_SCALAR:
-        core_buf_append_cstr(&b, "select to_json(");
+        /* raw representations: text and xml as their text, bytea as hex (decoded by C) */
+        core_buf_append_cstr(&b, raw_is_hex(c) ? "select encode(" : accept_raw(c->accept) ? "select (" : "select to_json(");
         core_buf_append_str(&b, core_buf_str(&call));
-        core_buf_append_cstr(&b, ")::text, 1::bigint, null::bigint from pgrst_args");
+        core_buf_append_cstr(&b, raw_is_hex(c) ? "::bytea, 'hex'" : "");
+        core_buf_append_cstr(&b, ")::text, 1::bigint, null::bigint" REST_SQL_GUC_COLS " from pgrst_args");
         break;
     case RPC_ROW:
-        core_buf_append_cstr(&b, "select to_json(pgrst_call)::text, 1::bigint, null::bigint from pgrst_args, lateral ");
+        core_buf_append_cstr(&b, "select to_json(pgrst_call)::text, 1::bigint, null::bigint" REST_SQL_GUC_COLS " from pgrst_args, lateral ");
         core_buf_append_str(&b, core_buf_str(&call));
         core_buf_append_cstr(&b, " pgrst_call");
         break;
     case RPC_SCALARS:
-        core_buf_append_cstr(&b, "select coalesce(json_agg(_s.pgrst_scalar), '[]')::text, count(*), null::bigint from (select pgrst_call.pgrst_scalar from pgrst_args, lateral ");
+        core_buf_append_cstr(&b, "select coalesce(json_agg(_s.pgrst_scalar), '[]')::text, count(*), null::bigint" REST_SQL_GUC_COLS " from (select pgrst_call.pgrst_scalar from pgrst_args, lateral ");
         core_buf_append_str(&b, core_buf_str(&call));
         core_buf_append_cstr(&b, " pgrst_call(pgrst_scalar)");
         if (q->limit >= 0) core_buf_appendf(&b, " limit %ld", q->limit);
@@ -275,7 +369,9 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
             core_buf_free(&where);
             break;
         }
-        core_buf_append_cstr(&b, "select coalesce(json_agg(_s), '[]')::text, count(*), ");
+        core_buf_append_cstr(&b, "select ");
+        core_buf_append_cstr(&b, rest_sql_body_agg(q)); /* json, csv, geojson, nulls stripped */
+        core_buf_append_cstr(&b, ", count(*), ");
         if (c->count != REST_COUNT_NONE) {
             core_buf_append_cstr(&b, "(select count(*) from pgrst_args, lateral ");
             core_buf_append_str(&b, core_buf_str(&call));
@@ -285,7 +381,7 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
         } else {
             core_buf_append_cstr(&b, "null::bigint");
         }
-        core_buf_append_cstr(&b, " from (select ");
+        core_buf_append_cstr(&b, REST_SQL_GUC_COLS " from (select ");
         x.alias = "pgrst_call";
         if (rel) rc = rest_build_select(&x, q);
         else core_buf_append_char(&b, '*');
@@ -345,8 +441,51 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
     str_t args_json;
     str_t filters_qs = req->query;
     core_err_t err = {0};
+    const db_func_t *chosen = NULL;
+    str_t raw = post ? raw_body_type(req) : STR_LIT("");
 
-    if (post) {
+    if (raw.len) {
+        /* text/plain, text/xml, application/octet-stream: the body is the argument of a
+         * function whose single unnamed parameter has that type. */
+        size_t nraw = 0;
+        for (size_t i = 0; i < ncand; i++)
+            if (str_eq(single_unnamed_type(&cands[i]), raw)) {
+                nraw++;
+                if (!chosen) chosen = &cands[i];
+            }
+        if (!chosen) {
+            not_found(req, schema, name, given, 0);
+            return;
+        }
+        if (nraw > 1) {
+            rest_respond_simple(req, 300, "PGRST203", "Could not choose the best candidate function between overloads", STR_NULL);
+            return;
+        }
+        c->raw_type = raw;
+        str_t body = req->body;
+        if (str_eq(raw, STR_LIT("bytea"))) { /* bound as bytea's hex text form */
+            static const char hex[] = "0123456789abcdef";
+            char *d = core_arena_alloc(req->arena, body.len * 2 + 3);
+            if (!d) {
+                rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+                return;
+            }
+            d[0] = '\\';
+            d[1] = 'x';
+            for (size_t i = 0; i < body.len; i++) {
+                d[2 + 2 * i] = hex[(unsigned char)body.ptr[i] >> 4];
+                d[3 + 2 * i] = hex[(unsigned char)body.ptr[i] & 15];
+            }
+            d[2 + 2 * body.len] = '\0';
+            args_json = (str_t){d, 2 + 2 * body.len};
+        } else {
+            if (memchr(body.ptr, '\0', body.len)) {
+                rest_respond_simple(req, 400, "PGRST102", "The body contains a NUL byte", STR_NULL);
+                return;
+            }
+            args_json = body;
+        }
+    } else if (post && !is_form(req)) {
         str_t body = req->body.len ? req->body : STR_LIT("{}");
         json_error_t jerr;
         json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, &jerr);
@@ -378,15 +517,21 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
         args_json = body;
     } else {
         /* GET: parameters named like an argument of some candidate are arguments; the rest
-         * are filters, select, order... on the result. */
-        core_buf_t args, rest;
+         * are filters, select, order... on the result. POST with a form body: every key of
+         * the body is an argument (string values; a repeated variadic one makes an array),
+         * the query string keeps the filters. */
+        bool form = post;
+        str_t src = form ? req->body : req->query;
+        core_buf_t args, rest, var;
         core_buf_init(&args, SQL_MAX);
         core_buf_init(&rest, SQL_MAX);
+        core_buf_init(&var, SQL_MAX);
         core_buf_append_char(&args, '{');
+        str_t var_name = STR_NULL; /* a variadic argument: every repetition is one element */
         size_t start = 0;
-        for (size_t i = 0; i <= req->query.len; i++) {
-            if (i < req->query.len && req->query.ptr[i] != '&') continue;
-            str_t part = {req->query.ptr + start, i - start};
+        for (size_t i = 0; i <= src.len; i++) {
+            if (i < src.len && src.ptr[i] != '&') continue;
+            str_t part = {src.ptr + start, i - start};
             start = i + 1;
             if (part.len == 0) continue;
             long eq = str_find_char(part, '=');
@@ -396,15 +541,25 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
                 rest_url_decode(req->arena, eq < 0 ? STR_LIT("") : (str_t){part.ptr + eq + 1, part.len - (size_t)eq - 1}, &v) != CORE_OK) {
                 core_buf_free(&args);
                 core_buf_free(&rest);
-                rest_respond_simple(req, 400, "PGRST100", "invalid percent-encoding in the query string", STR_NULL);
+                core_buf_free(&var);
+                if (form) rest_respond_simple(req, 400, "PGRST102", "Invalid form body", STR_NULL);
+                else rest_respond_simple(req, 400, "PGRST100", "invalid percent-encoding in the query string", STR_NULL);
                 return;
             }
-            bool is_arg = false;
+            bool is_arg = false, is_var = false;
             for (size_t ci = 0; ci < ncand && !is_arg; ci++)
                 for (size_t pi = 0; pi < cands[ci].nparams; pi++)
-                    if (is_in(&cands[ci].params[pi]) && cands[ci].params[pi].name.len && str_eq(cands[ci].params[pi].name, k))
+                    if (is_in(&cands[ci].params[pi]) && cands[ci].params[pi].name.len && str_eq(cands[ci].params[pi].name, k)) {
                         is_arg = true;
-            if (is_arg && ngiven < MAX_ARGS && !names_contain(given, ngiven, k)) {
+                        is_var = cands[ci].params[pi].mode == 'v';
+                    }
+            is_arg = is_arg || form; /* unknown form keys then fail the overload choice (PGRST202) */
+            if (is_var && (!var_name.ptr || str_eq(var_name, k))) {
+                if (!var_name.ptr && ngiven < MAX_ARGS) given[ngiven++] = k;
+                var_name = k;
+                if (var.len) core_buf_append_char(&var, ',');
+                core_buf_append_json(&var, v);
+            } else if (is_arg && ngiven < MAX_ARGS && !names_contain(given, ngiven, k)) {
                 if (ngiven) core_buf_append_char(&args, ',');
                 core_buf_append_json(&args, k);
                 core_buf_append_char(&args, ':');
@@ -415,8 +570,17 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
                 core_buf_append_str(&rest, part);
             }
         }
+        if (var_name.ptr) { /* GET /rpc/f?v=1&v=2: the variadic argument as an array */
+            if (args.len > 1) core_buf_append_char(&args, ',');
+            core_buf_append_json(&args, var_name);
+            core_buf_append_cstr(&args, ":[");
+            core_buf_append_str(&args, core_buf_str(&var));
+            core_buf_append_char(&args, ']');
+        }
+        int rc = core_buf_status(&var);
+        core_buf_free(&var);
         core_buf_append_char(&args, '}');
-        int rc = core_buf_status(&args) != CORE_OK ? core_buf_status(&args) : core_buf_status(&rest);
+        if (rc == CORE_OK) rc = core_buf_status(&args) != CORE_OK ? core_buf_status(&args) : core_buf_status(&rest);
         char *a = rc == CORE_OK ? core_arena_strdup(req->arena, core_buf_str(&args)) : NULL;
         char *r = rc == CORE_OK ? core_arena_strdup(req->arena, core_buf_str(&rest)) : NULL;
         size_t alen = args.len, rlen = rest.len;
@@ -427,13 +591,12 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
             return;
         }
         args_json = (str_t){a, alen};
-        filters_qs = (str_t){r, rlen};
+        if (!form) filters_qs = (str_t){r, rlen};
     }
 
     /* Overload choice by argument names (PGRST202 none, PGRST203 several). */
-    const db_func_t *chosen = NULL;
-    size_t nmatch = 0;
-    for (size_t i = 0; i < ncand; i++) {
+    size_t nmatch = chosen ? 1 : 0;
+    for (size_t i = 0; i < ncand && !raw.len; i++) {
         const db_func_t *f = &cands[i];
         bool ok = (post && takes_whole_body(f)) || accepts(f, given, ngiven);
         if (ok) {
@@ -457,6 +620,7 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
     int rc = rest_parse_query(req->arena, filters_qs, &q, &err);
     if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
     if (rc == CORE_OK) {
+        rest_query_set_media(&q, accept);
         c->offset = q.offset;
         rest_stmt_t st;
         rc = build_rpc(c, &q, args_json, given, ngiven, &st, &err);

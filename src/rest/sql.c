@@ -923,6 +923,45 @@ int rest_build_order(rest_build_t *x, const rest_query_t *q)
     return CORE_OK;
 }
 
+/* Prefer: count=planned: the planner's estimate for "select 1 from t where ...", taken by
+ * strata_meta.plan_rows (migration 2) inside this statement; the count query's text and the
+ * where clause's parameters (all of x's so far: the where is built first) are bound.
+ * count=estimated (with db-max-rows): the exact count while it stays within db-max-rows,
+ * beyond it the larger of the estimate and db-max-rows + 1 (PostgREST's rule). */
+static int planned_count(rest_build_t *x, int count, long max_rows, const core_buf_t *where)
+{
+    core_buf_t *b = x->b, q;
+    core_buf_init(&q, SQL_MAX);
+    int nwhere = x->nparams, rc;
+    x->b = &q;
+    core_buf_append_cstr(&q, "select 1");
+    rest_build_from(x);
+    core_buf_append_str(&q, core_buf_str(where));
+    x->b = b;
+    rc = core_buf_status(&q);
+    if (rc != CORE_OK) goto out;
+    if (count == REST_COUNT_ESTIMATED)
+        core_buf_appendf(b, ", (select case when pgrst_c.n <= %ld then pgrst_c.n else greatest(pgrst_c.n, ", max_rows);
+    else
+        core_buf_append_cstr(b, ", (select ");
+    core_buf_append_cstr(b, "strata_meta.plan_rows(");
+    if ((rc = rest_build_param(x, core_buf_str(&q))) != CORE_OK) goto out;
+    core_buf_append_cstr(b, "::text, ");
+    if (nwhere == 0) core_buf_append_cstr(b, "'{}'");
+    for (int i = 1; i <= nwhere; i++) core_buf_appendf(b, "%s$%d::text", i == 1 ? "array[" : ", ", i);
+    core_buf_append_cstr(b, nwhere ? "]::text[])" : "::text[])");
+    if (count == REST_COUNT_ESTIMATED) {
+        core_buf_append_cstr(b, ") end from (select count(*) as n from (select 1");
+        rest_build_from(x);
+        core_buf_append_str(b, core_buf_str(where));
+        core_buf_appendf(b, " limit %ld) pgrst_l) pgrst_c", max_rows + 1);
+    }
+    core_buf_append_char(b, ')');
+out:
+    core_buf_free(&q);
+    return rc;
+}
+
 int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *t, const rest_query_t *q, int count,
                   long max_rows, rest_stmt_t *out, core_err_t *err)
 {
@@ -939,23 +978,20 @@ int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *
     if ((rc = rest_build_where(&x, q)) != CORE_OK) goto out;
     x.b = &b;
 
-    if (q->csv) /* header from the first row's keys, then one line per row, RFC 4180 quoting */
-        core_buf_append_cstr(&b, "select coalesce((select string_agg(case when k ~ '[\",\r\n]' then '\"' || "
-                                 "replace(k, '\"', '\"\"') || '\"' else k end, ',') from json_object_keys("
-                                 "(array_agg(row_to_json(_s)))[1]) k) || E'\\n' || string_agg((select string_agg("
-                                 "case when v is null then '' when v ~ '[\",\r\n]' then '\"' || replace(v, '\"', "
-                                 "'\"\"') || '\"' else v end, ',') from json_each_text(row_to_json(_s)) pgrst_j(k, v)),"
-                                 " E'\\n'), ''), count(*)");
-    else
-        core_buf_append_cstr(&b, "select coalesce(json_agg(_s), '[]')::text, count(*)");
-    if (count != REST_COUNT_NONE) { /* planned and estimated are answered exactly */
+    core_buf_append_cstr(&b, "select ");
+    core_buf_append_cstr(&b, rest_sql_body_agg(q)); /* json, csv, geojson, nulls stripped */
+    core_buf_append_cstr(&b, ", count(*)");
+    if (count == REST_COUNT_EXACT || (count == REST_COUNT_ESTIMATED && max_rows < 0)) {
         core_buf_append_cstr(&b, ", (select count(*)");
         rest_build_from(&x);
         core_buf_append_str(&b, core_buf_str(&where));
         core_buf_append_cstr(&b, ")");
+    } else if (count != REST_COUNT_NONE) {
+        if ((rc = planned_count(&x, count, max_rows, &where)) != CORE_OK) goto out;
     } else {
         core_buf_append_cstr(&b, ", null::bigint");
     }
+    core_buf_append_cstr(&b, REST_SQL_GUC_COLS);
     core_buf_append_cstr(&b, " from (select ");
     x.alias = "pgrst_0";
     if ((rc = rest_build_select(&x, q)) != CORE_OK) goto out;

@@ -203,7 +203,9 @@ static void build_col_list(rest_build_t *x, const str_t *cols, size_t n, const c
 static int build_outer(write_call_t *w, rest_build_t *x, const rest_query_t *q)
 {
     core_buf_t *b = x->b;
-    core_buf_append_cstr(b, " select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint, ");
+    core_buf_append_cstr(b, " select ");
+    core_buf_append_cstr(b, rest_sql_body_agg(q)); /* json, csv, geojson, nulls stripped */
+    core_buf_append_cstr(b, ", count(*), null::bigint, ");
     const db_table_t *t = w->table;
     if (t->npk) {
         core_buf_append_cstr(b, "(select json_build_array(");
@@ -216,7 +218,7 @@ static int build_outer(write_call_t *w, rest_build_t *x, const rest_query_t *q)
     /* Assertions: they must run even when the body is not returned, so they look at
      * pgrst_source directly. */
     bool any = false;
-    if (w->accept == ACCEPT_OBJECT) {
+    if (rest_accept_single(w->accept)) {
         core_buf_append_cstr(b, "(select case when count(*) <> 1 then ('" ASSERT_MARK "PGRST116:' || count(*))::int end from pgrst_source)");
         any = true;
     }
@@ -229,7 +231,7 @@ static int build_outer(write_call_t *w, rest_build_t *x, const rest_query_t *q)
     if (!any) core_buf_append_cstr(b, "null::int");
     if (w->upsert && w->is_post) core_buf_append_cstr(b, ", (select coalesce(bool_or(pgrst_inserted), true) from pgrst_upsert)");
     else core_buf_append_cstr(b, ", true");
-    core_buf_append_cstr(b, " from (select ");
+    core_buf_append_cstr(b, REST_SQL_GUC_COLS " from (select ");
     x->alias = "pgrst_source";
     int rc = rest_build_select(x, q);
     if (rc != CORE_OK) return rc;
@@ -432,11 +434,11 @@ static int build_write(write_call_t *w, const rest_query_t *q, str_t body, str_t
     /* return=minimal with nothing to check: RETURNING 1, so that a role with only INSERT
      * (or UPDATE/DELETE) privilege can write, as with PostgREST. */
     bool bare = !(w->upsert && w->is_post) && w->pref.ret != REST_RETURN_REPRESENTATION &&
-                w->pref.ret != REST_RETURN_HEADERS_ONLY && w->accept != ACCEPT_OBJECT &&
+                w->pref.ret != REST_RETURN_HEADERS_ONLY && !rest_accept_single(w->accept) &&
                 !(w->pref.max_affected >= 0 && w->pref.strict);
     if (bare) {
         core_buf_append_cstr(&b, " returning 1) select null::text, count(*), null::bigint, null::text, null::int, true"
-                                 " from pgrst_source");
+                                  REST_SQL_GUC_COLS " from pgrst_source");
         if ((rc = core_buf_status(&b)) != CORE_OK) goto out;
         st->sql = core_arena_strdup(a, core_buf_str(&b));
         st->params = x.params;
@@ -595,16 +597,12 @@ static void on_write_done(void *arg, PGresult *res, const db_error_t *err)
         if (loc.ptr) h[n++] = (http_header_t){STR_LIT("Location"), loc};
     }
     if (ret != REST_RETURN_REPRESENTATION) {
-        http_respond(req, status, h, n, STR_NULL);
+        rest_send(req, res, status, h, n, STR_NULL);
         return;
     }
-    if (w->accept == ACCEPT_OBJECT) {
-        body = rest_unwrap_array(body);
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/vnd.pgrst.object+json; charset=utf-8")};
-    } else {
-        h[n++] = (http_header_t){STR_LIT("Content-Type"), STR_LIT("application/json; charset=utf-8")};
-    }
-    http_respond(req, status, h, n, body);
+    if (rest_accept_single(w->accept)) body = rest_unwrap_array(body);
+    h[n++] = (http_header_t){STR_LIT("Content-Type"), rest_accept_content_type(w->accept)};
+    rest_send(req, res, status, h, n, body);
 }
 
 void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, int accept)
@@ -643,6 +641,14 @@ void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, in
                 rest_respond_simple(req, 400, "PGRST102", "Invalid form body", STR_NULL);
                 return;
             }
+        } else if (ct.ptr && str_eq_nocase(ct, STR_LIT("text/csv"))) {
+            core_err_t e = {0};
+            int rc = rest_csv_to_json(req->arena, req->body, &body, &e);
+            if (rc != CORE_OK) {
+                if (rc == CORE_ENOMEM || !e.code) rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+                else rest_respond_error(req, &e);
+                return;
+            }
         } else if (ct.ptr && ct.len && !str_eq_nocase(ct, STR_LIT("application/json")) &&
                    !str_eq_nocase(ct, STR_LIT("application/vnd.pgrst.object+json")) &&
                    !str_eq_nocase(ct, STR_LIT("application/vnd.pgrst.object"))) {
@@ -659,6 +665,7 @@ void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, in
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
     if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
     rest_stmt_t st;
+    rest_query_set_media(&q, accept);
     if (rc == CORE_OK) rc = build_write(w, &q, body, q.columns, &st, &err);
     if (rc == CORE_OK) {
         (void)rest_submit(env, req, &st, false, w->pref.tx == REST_TX_ROLLBACK, on_write_done, w);

@@ -32,6 +32,7 @@ before(async () => {
       PGRST_DB_ANON_ROLE: 'anon',
       PGRST_DB_SCHEMAS: 'public,api',
       PGRST_DB_AGGREGATES_ENABLED: 'true',
+      PGRST_DB_PLAN_ENABLED: 'true',
     },
   });
   db = new PostgrestClient(strata.url);
@@ -857,4 +858,51 @@ test('nested insert: insert(parent with children).select(embed) in one request',
   failed(bad, '23514', 400);
   const none = ok(await db.from('orders').select('id').eq('customer', 'client-bad'));
   assert.deepEqual(none, []);
+});
+
+// Representations and function-driven responses (rest-body).
+test('explain(): the text plan of a select (db-plan-enabled)', async () => {
+  const res = await db.from('items').select('id').eq('id', 1).explain();
+  assert.equal(res.error, null);
+  assert.equal(res.status, 200);
+  assert.match(res.data, /Scan/);
+});
+
+test("explain({ format: 'json', analyze: true }): the JSON plan with timings", async () => {
+  const res = await db.from('items').select('id').eq('id', 1).explain({ format: 'json', analyze: true });
+  assert.equal(res.error, null);
+  assert.ok(Array.isArray(res.data) && res.data[0].Plan);
+  assert.ok('Actual Rows' in res.data[0].Plan);
+});
+
+test('rpc().csv(): a set-returning function as text/csv', async () => {
+  const res = await db.rpc('items_cheaper_than', { max_price: 1 }).select('id,name').order('id').csv();
+  assert.equal(res.error, null);
+  assert.equal(res.data, 'id,name\n2,banana\n3,carrot');
+});
+
+test('insert().select().csv(): a write answered as CSV', async () => {
+  const res = await db.from('csv_in').insert({ id: 90, name: 'x' }).select('id,name').csv();
+  assert.equal(res.error, null);
+  assert.equal(res.status, 201);
+  assert.equal(res.data, 'id,name\n90,x');
+  ok(await db.from('csv_in').delete().eq('id', 90), 204);
+});
+
+test('rpc(): response.status and response.headers set by the function', async () => {
+  const res = await db.rpc('set_status');
+  assert.equal(res.error, null);
+  assert.equal(res.status, 202);
+  assert.deepEqual(res.data, { queued: true });
+});
+
+test("rpc(): RAISE SQLSTATE 'PGRST' becomes the error", async () => {
+  const res = await db.rpc('raise_pgrst');
+  assert.equal(res.status, 402);
+  assert.deepEqual(res.error, { code: '123', message: 'Payment Required', details: 'Quota exceeded', hint: 'Upgrade your plan' });
+});
+
+test('rpc(): a variadic argument as an array (POST); GET takes one element per value, as PostgREST', async () => {
+  assert.equal(ok(await db.rpc('var_sum', { vals: [1, 2, 3] })), 6);
+  assert.equal(ok(await db.rpc('var_sum', { vals: 4 }, { get: true })), 4);
 });

@@ -98,6 +98,20 @@ function requests(p) {
     ['GET', '/items', undefined, { Prefer: p }],
     ['GET', '/items', undefined, { Range: p }],
     ['GET', '/items', undefined, { Accept: p }],
+    // count=planned: values reach EXPLAIN through quote_literal inside PostgreSQL
+    ['GET', `/items?name=eq.${e}`, undefined, { Prefer: 'count=planned' }],
+    ['GET', `/items?or=(name.eq.${e},id.eq.1)&name=in.(${e},x)`, undefined, { Prefer: 'count=planned' }],
+    ['GET', `/big?val=eq.${e}`, undefined, { Prefer: 'count=estimated' }],
+    ['GET', '/items', undefined, { Accept: `application/vnd.pgrst.plan; for="${p}"` }],
+    ['GET', '/items', undefined, { Accept: `application/vnd.pgrst.plan; options=${p}` }],
+    // CSV bodies: payloads as values and as column names
+    ['POST', '/csv_in', `id,name\n1,"${p.replaceAll('"', '""')}"\n`, { 'Content-Type': 'text/csv', Prefer: 'tx=rollback' }],
+    ['POST', '/csv_in', `id,${p}\n1,x\n`, { 'Content-Type': 'text/csv', Prefer: 'tx=rollback' }],
+    ['POST', '/csv_in', `"${p.replaceAll('"', '""')}"\n1\n`, { 'Content-Type': 'text/csv', Prefer: 'tx=rollback' }],
+    // raw RPC bodies
+    ['POST', '/rpc/upper_text', p, { 'Content-Type': 'text/plain' }],
+    ['POST', '/rpc/byte_len', p, { 'Content-Type': 'application/octet-stream' }],
+    ['POST', '/rpc/xml_root', p, { 'Content-Type': 'text/xml' }],
   ];
 }
 
@@ -129,7 +143,7 @@ test('injection corpus: every position answers normally or 4xx, and nothing chan
       const res = await fetch(strata.url + url, {
         method,
         headers: { ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
-        body: body ? JSON.stringify(body) : undefined,
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
       const text = await res.text();
       n++;

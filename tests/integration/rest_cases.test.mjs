@@ -13,7 +13,7 @@ before(async () => {
   pg = await startPostgres({ fixture: path.join(root, 'tests/integration/fixtures/schema.sql') });
   strata = await startStrata({
     env: { PGRST_DB_URI: pg.conninfo(), STRATA_DB_ADMIN_URI: pg.conninfo('postgres'), PGRST_DB_ANON_ROLE: 'anon', PGRST_DB_SCHEMAS: 'public,api', PGRST_DB_MAX_ROWS: '1000',
-      PGRST_JWT_SECRET: 'strata-test-secret-that-is-at-least-32-chars', PGRST_DB_PRE_REQUEST: 'public.check_request', PGRST_DB_AGGREGATES_ENABLED: 'true' },
+      PGRST_JWT_SECRET: 'strata-test-secret-that-is-at-least-32-chars', PGRST_DB_PRE_REQUEST: 'public.check_request', PGRST_DB_AGGREGATES_ENABLED: 'true', PGRST_DB_PLAN_ENABLED: 'true' },
   });
 });
 

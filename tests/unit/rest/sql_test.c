@@ -1,4 +1,4 @@
-#include "rest/rest.h"
+#include "rest/rest_int.h"
 #include "test.h"
 
 static core_arena_t *A;
@@ -24,7 +24,7 @@ static void test_read(void)
     core_err_t e;
     rest_stmt_t st = build("select=id,t:title&id=gt.3&title=like.*x*&order=id.desc&limit=5&offset=10", 0, -1, CORE_OK, &e);
     CHECK_STR(str_from_cstr(st.sql),
-              "select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint from (select \"id\", "
+              "select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint" REST_SQL_GUC_COLS " from (select \"id\", "
               "\"title\" as \"t\" from \"public\".\"books\" as pgrst_0 where \"id\" > $1 and \"title\" like $2 order by "
               "\"id\" desc limit $3::bigint offset $4::bigint) _s");
     CHECK_INT(st.nparams, 4);
@@ -34,7 +34,7 @@ static void test_read(void)
     st = build("id=in.(1,2,\"a\\\"b\")&or=(id.eq.1,title.is.null)", REST_COUNT_EXACT, 100, CORE_OK, &e);
     CHECK_STR(str_from_cstr(st.sql),
               "select coalesce(json_agg(_s), '[]')::text, count(*), (select count(*) from \"public\".\"books\" "
-              "as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null)) from (select pgrst_0.* from "
+              "as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null))" REST_SQL_GUC_COLS " from (select pgrst_0.* from "
               "\"public\".\"books\" as pgrst_0 where \"id\" = any($1) and (\"id\" = $2 or \"title\" is null) limit "
               "$3::bigint) _s");
     CHECK_STR(str_from_cstr(st.params[0]), "{\"1\",\"2\",\"a\\\"b\"}");
@@ -46,6 +46,22 @@ static void test_read(void)
     }
     st = build("select=%22we%5C%22ird%22", 0, -1, CORE_OK, &e);
     CHECK(st.sql && strstr(st.sql, "\"we\"\"ird\"") != NULL);
+}
+
+static void test_planned_count(void)
+{
+    core_err_t e;
+    rest_stmt_t st = build("id=gt.3&limit=2", REST_COUNT_PLANNED, -1, CORE_OK, &e);
+    CHECK(st.sql && strstr(st.sql, ", (select strata_meta.plan_rows($2::text, array[$1::text]::text[]))") != NULL);
+    CHECK_INT(st.nparams, 3);
+    CHECK_STR(str_from_cstr(st.params[1]), "select 1 from \"public\".\"books\" as pgrst_0 where \"id\" > $1");
+    st = build("", REST_COUNT_PLANNED, -1, CORE_OK, &e);
+    CHECK(st.sql && strstr(st.sql, "strata_meta.plan_rows($1::text, '{}'::text[])") != NULL);
+    st = build("id=gt.3", REST_COUNT_ESTIMATED, 100, CORE_OK, &e);
+    CHECK(st.sql && strstr(st.sql, "case when pgrst_c.n <= 100 then pgrst_c.n else greatest(pgrst_c.n, strata_meta.plan_rows(") != NULL);
+    CHECK(st.sql && strstr(st.sql, "where \"id\" > $1 limit 101) pgrst_l) pgrst_c)") != NULL);
+    st = build("id=gt.3", REST_COUNT_ESTIMATED, -1, CORE_OK, &e); /* no db-max-rows: exact */
+    CHECK(st.sql && strstr(st.sql, "plan_rows") == NULL && strstr(st.sql, "(select count(*) from") != NULL);
 }
 
 static void test_errors(void)
@@ -83,6 +99,7 @@ int main(void)
     if (!A) return 1;
     test_read();
     test_errors();
+    test_planned_count();
     test_status_table();
     core_arena_destroy(A);
     TEST_MAIN_END();
