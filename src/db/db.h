@@ -3,7 +3,8 @@
  * pipeline mode, driven by uv_poll. One API request is one pipelined segment on one
  * connection:
  *
- *     select set_config('role',$1,true), set_config('request.jwt.claims',$2,true), ...
+ *     [SET TRANSACTION ISOLATION LEVEL ...]
+ *     select set_config('search_path',$1,true), ..., set_config('role',$2,true), ...
  *     <the request's statement>
  *     Sync
  *
@@ -57,6 +58,14 @@ typedef struct {
     const char *method;      /* request.method */
     const char *path;        /* request.path */
     const char *headers_json;/* request.headers */
+    const char *cookies_json;/* request.cookies (NULL: "{}") */
+    const char *search_path; /* search_path, already quoted ("\"api\", \"public\""); NULL: "public" */
+    const char *pre_settings_json; /* {"name":"value",...} set before the role switch (the
+                                    * role's settings), or NULL */
+    const char *settings_json;     /* {"name":"value",...} set after it (function settings,
+                                    * timezone), or NULL */
+    const char *isolation;   /* "serializable", "repeatable read", ...; NULL: the session's */
+    bool legacy_claims;      /* also set request.jwt.claim.<name> for each top-level claim */
     bool read_only;          /* transaction_read_only for GET/HEAD */
     bool rollback;           /* Prefer: tx=rollback: ROLLBACK after the statement */
     const char *pre_sql;     /* db-pre-request call, run after the settings (NULL: none) */
@@ -77,6 +86,11 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
 /* Queues a request. Returns 0 when queued (done will run later, never from inside this
  * call), or a negative status when it could not even be queued (done will not run). */
 int db_pool_submit(db_pool_t *pool, const db_request_t *req, db_done_fn done, void *arg) CORE_WUR;
+
+/* The SET TRANSACTION statement for an isolation level name as PostgreSQL spells it
+ * ("serializable", "repeatable read", "read committed", "read uncommitted", any case), or
+ * NULL for anything else. */
+const char *db_isolation_sql(const char *level);
 
 /* True when at least one connection is up. */
 bool db_pool_ready(const db_pool_t *pool);

@@ -5,7 +5,8 @@
  * sent; results are matched to requests by position, which is how pipeline mode defines
  * them. A request's sequence is:
  *
- *     EXECUTE strata_ctx   role and request.* settings
+ *     [SET TRANSACTION]    per-role / per-function isolation level
+ *     EXECUTE strata_ctx   search_path, role and request.* settings
  *     [PREPARE sN]         first use of a statement text on this connection
  *     EXECUTE sN           the statement
  *     [ROLLBACK]           Prefer: tx=rollback
@@ -22,10 +23,25 @@
 #include "db/db.h"
 
 #define CTX_STMT "strata_ctx"
+/* One prepared statement sets the whole request context. The fixed settings are columns;
+ * the variable ones (role settings, function settings, Prefer: timezone) come as JSON
+ * objects expanded by json_each_text, so the statement text never changes. The select list
+ * is evaluated in order: role settings before the role switch (so GRANT SET ON PARAMETER to
+ * the authenticator is enough, as in PostgREST), the rest after it. $10 turns on the legacy
+ * request.jwt.claim.<name> settings: string claims as text, others as JSON; names that are
+ * not plain identifiers are skipped (PostgreSQL refuses them as setting names). */
 #define CTX_SQL                                                                            \
-    "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "   \
-    "set_config('request.method', $3, true), set_config('request.path', $4, true), "      \
-    "set_config('request.headers', $5, true), set_config('transaction_read_only', $6, true)"
+    "select set_config('search_path', $1, true), "                                         \
+    "(select count(set_config(k, v, true)) from json_each_text($8::json) s(k, v)), "       \
+    "set_config('role', $2, true), set_config('request.jwt.claims', $3, true), "          \
+    "set_config('request.method', $4, true), set_config('request.path', $5, true), "      \
+    "set_config('request.headers', $6, true), set_config('request.cookies', $7, true), "  \
+    "(select count(set_config('request.jwt.claim.' || k, case json_typeof(v) when 'string' " \
+    "then v #>> '{}' else v::text end, true)) from json_each(case when $10::bool then "    \
+    "$3::json end) c(k, v) where k ~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$'), "                   \
+    "(select count(set_config(k, v, true)) from json_each_text($9::json) s(k, v)), "       \
+    "set_config('transaction_read_only', $11, true)"
+#define CTX_NPARAMS 11
 #define STMT_SLOTS 512u   /* open-addressing table size (power of two) */
 #define STMT_MAX 256u     /* beyond this, new statements run unnamed */
 #define BACKOFF_MIN_MS 100u
@@ -298,6 +314,19 @@ static bool conn_send_setup(db_conn_t *c, bool deallocate)
     return true;
 }
 
+const char *db_isolation_sql(const char *level)
+{
+    static const char *const names[] = {"read committed", "repeatable read", "serializable", "read uncommitted"};
+    static const char *const sql[] = {"SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                                      "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                                      "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                                      "SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED"};
+    if (!level) return NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (str_eq_nocase(str_from_cstr(level), str_from_cstr(names[i]))) return sql[i];
+    return NULL;
+}
+
 /* Sends one job's segment; false when the connection broke (the job is then in the ring
  * or not, as the return of ring pushes says — the caller fails the connection, which
  * completes every job in the ring, and requeues nothing). */
@@ -331,9 +360,20 @@ static bool conn_send_job(db_conn_t *c, db_job_t *j)
         }
     }
 
-    const char *ctx[6] = {r->role, r->claims_json, r->method, r->path, r->headers_json,
-                          r->read_only ? "on" : "off"};
-    if (!PQsendQueryPrepared(pg, CTX_STMT, 6, ctx, NULL, NULL, 0) || !ring_push(c, IT_CTX, j))
+    /* An isolation level other than the session's must be set before the transaction's
+     * first snapshot, so it goes first, as its own statement: one of four fixed texts.
+     * (PostgreSQL warns that SET TRANSACTION is outside a transaction block, and applies it
+     * to the pipeline's implicit transaction all the same.) */
+    const char *iso = db_isolation_sql(r->isolation);
+    if (iso && (!PQsendQueryParams(pg, iso, 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_CTX, j)))
+        return false;
+    const char *ctx[CTX_NPARAMS] = {r->search_path ? r->search_path : "\"public\"",
+                                    r->role, r->claims_json, r->method, r->path, r->headers_json,
+                                    r->cookies_json ? r->cookies_json : "{}",
+                                    r->pre_settings_json, r->settings_json,
+                                    r->legacy_claims ? "on" : "off",
+                                    r->read_only ? "on" : "off"};
+    if (!PQsendQueryPrepared(pg, CTX_STMT, CTX_NPARAMS, ctx, NULL, NULL, 0) || !ring_push(c, IT_CTX, j))
         return false;
     /* db-pre-request: its errors fail the request like the statement's own (IT_CTX). */
     if (r->pre_sql && (!PQsendQueryParams(pg, r->pre_sql, 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_CTX, j)))
@@ -682,7 +722,7 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
         db_conn_t *c = &p->conns[i];
         c->pool = p;
         c->poll_fd = -1;
-        c->ring_cap = p->cfg.max_pipeline * 6 + 16;
+        c->ring_cap = p->cfg.max_pipeline * 7 + 16; /* up to 7 items per job */
         c->ring = core_calloc(c->ring_cap, sizeof(item_t));
         if (!c->ring) goto out;
     }
