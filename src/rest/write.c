@@ -648,6 +648,7 @@ void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, in
     rest_query_t q;
     core_err_t err = {0};
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
+    rest_mark_parsed(req);
     rest_stmt_t st;
     if (rc == CORE_OK) rc = build_write(w, &q, body, q.columns, &st, &err);
     if (rc == CORE_OK) {
