@@ -46,7 +46,8 @@ typedef struct {
     /* More PostgREST settings (the transaction context and operations) */
     char *db_extra_search_path; /* db-extra-search-path: schemas after the request's own in
                                  * search_path, comma-separated; default "public"; "" = none */
-    bool db_use_legacy_gucs;  /* db-use-legacy-gucs: also set request.jwt.claim.<name>; default true */
+    bool db_use_legacy_gucs;  /* db-use-legacy-gucs: also set request.jwt.claim.<name> (PostgREST
+                               * before v10); default true */
     char *db_hoisted_tx_settings; /* db-hoisted-tx-settings: function settings (CREATE FUNCTION
                                    * ... SET) applied to the transaction; comma list */
     bool server_timing_enabled; /* server-timing-enabled: Server-Timing header; default false */

@@ -4,7 +4,9 @@
  * connection:
  *
  *     [SET TRANSACTION ISOLATION LEVEL ...]
- *     select set_config('search_path',$1,true), ..., set_config('role',$2,true), ...
+ *     [select set_config(k, v, true) from json_each_text($1)]   the role's settings
+ *     select set_config('search_path',$1,true), set_config('role',$2,true), ...
+ *     [select set_config(k, v, true) from json_each_text($1)]   function settings, timezone
  *     <the request's statement>
  *     Sync
  *
@@ -63,9 +65,9 @@ typedef struct {
     const char *pre_settings_json; /* {"name":"value",...} set before the role switch (the
                                     * role's settings), or NULL */
     const char *settings_json;     /* {"name":"value",...} set after it (function settings,
-                                    * timezone), or NULL */
+                                    * timezone, legacy request.jwt.claim.* except role), or NULL */
+    const char *legacy_role; /* request.jwt.claim.role (db-use-legacy-gucs), or NULL */
     const char *isolation;   /* "serializable", "repeatable read", ...; NULL: the session's */
-    bool legacy_claims;      /* also set request.jwt.claim.<name> for each top-level claim */
     bool read_only;          /* transaction_read_only for GET/HEAD */
     bool rollback;           /* Prefer: tx=rollback: ROLLBACK after the statement */
     const char *pre_sql;     /* db-pre-request call, run after the settings (NULL: none) */

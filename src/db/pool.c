@@ -6,7 +6,9 @@
  * them. A request's sequence is:
  *
  *     [SET TRANSACTION]    per-role / per-function isolation level
+ *     [EXECUTE strata_set] the role's settings (ALTER ROLE ... SET)
  *     EXECUTE strata_ctx   search_path, role and request.* settings
+ *     [EXECUTE strata_set] function settings, Prefer: timezone, legacy claims
  *     [PREPARE sN]         first use of a statement text on this connection
  *     EXECUTE sN           the statement
  *     [ROLLBACK]           Prefer: tx=rollback
@@ -23,25 +25,25 @@
 #include "db/db.h"
 
 #define CTX_STMT "strata_ctx"
-/* One prepared statement sets the whole request context. The fixed settings are columns;
- * the variable ones (role settings, function settings, Prefer: timezone) come as JSON
- * objects expanded by json_each_text, so the statement text never changes. The select list
- * is evaluated in order: role settings before the role switch (so GRANT SET ON PARAMETER to
- * the authenticator is enough, as in PostgREST), the rest after it. $10 turns on the legacy
- * request.jwt.claim.<name> settings: string claims as text, others as JSON; names that are
- * not plain identifiers are skipped (PostgreSQL refuses them as setting names). */
+/* One prepared statement sets the request context; it is the same text for every request.
+ * The settings that vary by role, function or request (ALTER ROLE ... SET, CREATE FUNCTION
+ * ... SET, Prefer: timezone, legacy request.jwt.claim.*) are JSON objects expanded by
+ * strata_set, sent in the same pipeline only when there are any: the role's before
+ * strata_ctx (so GRANT SET ON PARAMETER to the authenticator is enough, as in PostgREST), the
+ * others after the role switch. They are not subqueries of strata_ctx because executor
+ * start-up of a subplan costs as much as the whole statement even when a CASE skips it
+ * (measured), and most requests have none. The legacy role claim, which every anonymous
+ * request has, is a plain column: CASE around a scalar call costs nothing. */
 #define CTX_SQL                                                                            \
     "select set_config('search_path', $1, true), "                                         \
-    "(select count(set_config(k, v, true)) from json_each_text($8::json) s(k, v)), "       \
     "set_config('role', $2, true), set_config('request.jwt.claims', $3, true), "          \
     "set_config('request.method', $4, true), set_config('request.path', $5, true), "      \
     "set_config('request.headers', $6, true), set_config('request.cookies', $7, true), "  \
-    "(select count(set_config('request.jwt.claim.' || k, case json_typeof(v) when 'string' " \
-    "then v #>> '{}' else v::text end, true)) from json_each(case when $10::bool then "    \
-    "$3::json end) c(k, v) where k ~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$'), "                   \
-    "(select count(set_config(k, v, true)) from json_each_text($9::json) s(k, v)), "       \
-    "set_config('transaction_read_only', $11, true)"
-#define CTX_NPARAMS 11
+    "case when $8::text is null then null else set_config('request.jwt.claim.role', $8, true) end, " \
+    "set_config('transaction_read_only', $9, true)"
+#define CTX_NPARAMS 9
+#define SET_STMT "strata_set"
+#define SET_SQL "select count(set_config(k, v, true)) from json_each_text($1::json) s(k, v)"
 #define STMT_SLOTS 512u   /* open-addressing table size (power of two) */
 #define STMT_MAX 256u     /* beyond this, new statements run unnamed */
 #define BACKOFF_MIN_MS 100u
@@ -290,7 +292,8 @@ static void conn_flush(db_conn_t *c)
     if (conn_watch(c, ev) != CORE_OK) conn_fail(c, "cannot watch the connection's socket");
 }
 
-/* Sends the setup segment: (DEALLOCATE ALL,) PREPARE strata_ctx, (SET statement_timeout,) Sync. */
+/* Sends the setup segment: (DEALLOCATE ALL,) PREPARE strata_ctx and strata_set, (SET
+ * statement_timeout,) Sync. */
 static bool conn_send_setup(db_conn_t *c, bool deallocate)
 {
     PGconn *pg = c->pg;
@@ -300,6 +303,8 @@ static bool conn_send_setup(db_conn_t *c, bool deallocate)
         stmt_clear_all(c);
     }
     if (!PQsendPrepare(pg, CTX_STMT, CTX_SQL, 0, NULL)) return false;
+    if (!ring_push(c, IT_SETUP, NULL)) return false;
+    if (!PQsendPrepare(pg, SET_STMT, SET_SQL, 0, NULL)) return false;
     if (!ring_push(c, IT_SETUP, NULL)) return false;
     if (c->pool->cfg.statement_timeout_ms && !deallocate) {
         char sql[64];
@@ -367,13 +372,17 @@ static bool conn_send_job(db_conn_t *c, db_job_t *j)
     const char *iso = db_isolation_sql(r->isolation);
     if (iso && (!PQsendQueryParams(pg, iso, 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_CTX, j)))
         return false;
+    if (r->pre_settings_json && (!PQsendQueryPrepared(pg, SET_STMT, 1, &r->pre_settings_json, NULL, NULL, 0) ||
+                                 !ring_push(c, IT_CTX, j)))
+        return false;
     const char *ctx[CTX_NPARAMS] = {r->search_path ? r->search_path : "\"public\"",
                                     r->role, r->claims_json, r->method, r->path, r->headers_json,
-                                    r->cookies_json ? r->cookies_json : "{}",
-                                    r->pre_settings_json, r->settings_json,
-                                    r->legacy_claims ? "on" : "off",
+                                    r->cookies_json ? r->cookies_json : "{}", r->legacy_role,
                                     r->read_only ? "on" : "off"};
     if (!PQsendQueryPrepared(pg, CTX_STMT, CTX_NPARAMS, ctx, NULL, NULL, 0) || !ring_push(c, IT_CTX, j))
+        return false;
+    if (r->settings_json && (!PQsendQueryPrepared(pg, SET_STMT, 1, &r->settings_json, NULL, NULL, 0) ||
+                             !ring_push(c, IT_CTX, j)))
         return false;
     /* db-pre-request: its errors fail the request like the statement's own (IT_CTX). */
     if (r->pre_sql && (!PQsendQueryParams(pg, r->pre_sql, 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_CTX, j)))
@@ -722,7 +731,7 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
         db_conn_t *c = &p->conns[i];
         c->pool = p;
         c->poll_fd = -1;
-        c->ring_cap = p->cfg.max_pipeline * 7 + 16; /* up to 7 items per job */
+        c->ring_cap = p->cfg.max_pipeline * 9 + 16; /* up to 9 items per job */
         c->ring = core_calloc(c->ring_cap, sizeof(item_t));
         if (!c->ring) goto out;
     }

@@ -3,7 +3,9 @@
  * The request arena owns everything, including the PGresult whose body bytes are sent as
  * they are (no re-serialisation).
  */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -395,6 +397,51 @@ static void append_setting(core_buf_t *b, str_t key, str_t value)
     core_buf_append_json(b, value);
 }
 
+/* Whether a claim name can be part of a setting name (PostgreSQL refuses the others). */
+static bool plain_identifier(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 63 || (k[0] >= '0' && k[0] <= '9')) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = k[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* db-use-legacy-gucs: request.jwt.claim.<name> for each top-level claim, as PostgREST
+ * before v10 set them: strings as their text, other values as JSON. Names that are not plain
+ * identifiers are skipped. The anonymous claims ({"role":"..."}) need no parser. */
+static void append_legacy_claims(core_buf_t *b, const char *claims)
+{
+    char name[96];
+    str_t c = str_from_cstr(claims);
+    if (str_eq(c, STR_LIT("{}"))) return;
+    json_error_t jerr;
+    json_t *root = json_loadb(c.ptr, c.len, 0, &jerr);
+    if (!root) return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (!plain_identifier(k) || !strcmp(k, "role")) continue; /* role: db_request_t.legacy_role */
+        int n = snprintf(name, sizeof(name), "request.jwt.claim.%s", k);
+        if (n < 0 || (size_t)n >= sizeof(name)) continue;
+        if (json_is_string(v)) {
+            append_setting(b, (str_t){name, (size_t)n}, (str_t){json_string_value(v), json_string_length(v)});
+            continue;
+        }
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text) {
+            b->status = CORE_ENOMEM;
+            break;
+        }
+        append_setting(b, (str_t){name, (size_t)n}, str_from_cstr(text));
+        free(text);
+    }
+    json_decref(root);
+}
+
 /* Closes a {"k":"v",...} object built by append_setting into the arena; NULL (no
  * settings) when empty; *oom on allocation failure. */
 static const char *finish_settings(http_req_t *req, core_buf_t *b, bool *oom)
@@ -527,6 +574,9 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         if (au->func->isolation.ptr) isolation = au->func->isolation.ptr;
     }
     if (tz.ptr) append_setting(&post, STR_LIT("timezone"), tz);
+    /* The anonymous claims are just {"role": ...}: no parsing needed. */
+    bool anon_claims = !au->authenticated && !strncmp(au->claims_json, "{\"role\":", 8);
+    if (cfg->db_use_legacy_gucs && !anon_claims) append_legacy_claims(&post, au->claims_json);
     const char *pre_json = finish_settings(req, &pre, &oom);
     const char *post_json = finish_settings(req, &post, &oom);
     if (tz.ptr) au->timezone = tz;
@@ -542,7 +592,7 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         .pre_settings_json = pre_json,
         .settings_json = post_json,
         .isolation = isolation,
-        .legacy_claims = cfg->db_use_legacy_gucs,
+        .legacy_role = cfg->db_use_legacy_gucs ? au->role : NULL,
         .read_only = read_only,
         .rollback = rollback,
         /* A copy: the pool may send it after a config reload replaced env's. */
