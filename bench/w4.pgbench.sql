@@ -16,6 +16,6 @@
 select '[{"name":"item ' || :n::int || '","qty":' || :q::int || '}]' as body, 1 as started \gset
 \endif
 \startpipeline
-select set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true), set_config('request.method', 'POST', true), set_config('request.path', '/bench_inserts', true), set_config('request.headers', '{"host":"127.0.0.1","content-type":"application/json","content-length":"31"}', true), set_config('transaction_read_only', 'off', true);
+select set_config('search_path', '"public", "public"', true), set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true), set_config('request.method', 'POST', true), set_config('request.path', '/bench_inserts', true), set_config('request.headers', '{"host":"127.0.0.1","content-type":"application/json","content-length":"31"}', true), set_config('request.cookies', '{}', true), case when 'anon'::text is null then null else set_config('request.jwt.claim.role', 'anon', true) end, set_config('transaction_read_only', 'off', true);
 with pgrst_source as (insert into "public"."bench_inserts" ("name", "qty") select "name", "qty" from json_populate_recordset(null::"public"."bench_inserts", :body::json) returning "public"."bench_inserts".*) select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint, (select json_build_array("id")::text from pgrst_source limit 1), null::int, true from (select pgrst_source.* from pgrst_source) _s;
 \endpipeline
