@@ -295,7 +295,7 @@ const char *rest_headers_json(http_req_t *req)
 
 /* request.cookies: the Cookie header's name=value pairs as a JSON object (a repeated name
  * keeps its last value), "{}" without one. Values are passed as sent. */
-static const char *cookies_json(http_req_t *req)
+const char *rest_cookies_json(http_req_t *req)
 {
     str_t ck = http_req_header(req, STR_LIT("Cookie"));
     if (!ck.ptr || ck.len == 0) return "{}";
@@ -587,7 +587,7 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         .method = core_arena_strdup(req->arena, req->method),
         .path = core_arena_strdup(req->arena, req->path),
         .headers_json = rest_headers_json(req),
-        .cookies_json = cookies_json(req),
+        .cookies_json = rest_cookies_json(req),
         .search_path = search_path(req, cfg, au->schema),
         .pre_settings_json = pre_json,
         .settings_json = post_json,

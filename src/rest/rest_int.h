@@ -95,8 +95,11 @@ void rest_mark_parsed(http_req_t *req);
 void rest_respond_error(http_req_t *req, const core_err_t *e);
 void rest_respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details);
 str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...) CORE_PRINTF(2, 3);
-/* request.headers as JSON (lower-cased names), in the arena; NULL on OOM. */
+/* request.headers as JSON (lower-cased names, without Cookie), in the arena; NULL on OOM. */
 const char *rest_headers_json(http_req_t *req);
+/* request.cookies: the Cookie header's pairs as a JSON object ("{}" without one; a repeated
+ * name keeps its last value; at most 256 names), in the arena; NULL on OOM. */
+const char *rest_cookies_json(http_req_t *req);
 /* The common start of every db callback: answers err, or registers res on the request
  * arena and checks it is one row of at least nfields. True when the caller goes on. */
 bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int nfields);
