@@ -183,9 +183,10 @@ static void reload_config(void *arg)
     }
     cfg->config_path = app->cfg->config_path;
     cfg->demo = app->cfg->demo;
+    core_errf(err, sizeof(err), "out of memory");
     if (fill_embedded_defaults(app, cfg) != CORE_OK ||
         gen_create(cfg, true, &g, err, sizeof(err)) != CORE_OK) {
-        if (!g) LOG_ERROR("config reload failed: %s; keeping the current configuration", err);
+        LOG_ERROR("config reload failed: %s; keeping the current configuration", err);
         core_config_free(cfg);
         core_free(cfg);
         return;
@@ -646,8 +647,15 @@ fail:
 done:
     for (unsigned i = 0; i < app.nworkers && app.workers; i++) {
         worker_t *w = &app.workers[i];
-        /* A worker that never ran is left to the process exit: its handles never started. */
-        if (!w->started) continue;
+        /* A worker that never ran is left to the process exit: its handles never started.
+         * Its configuration reference and JWT cache are dropped, so the generation is freed. */
+        if (!w->started) {
+            auth_cache_free(w->env.jwt_cache);
+            w->env.jwt_cache = NULL;
+            gen_unref(w->gen);
+            w->gen = NULL;
+            continue;
+        }
         uv_thread_join(&w->thread);
         (void)uv_loop_close(&w->loop);
     }
