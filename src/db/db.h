@@ -25,6 +25,10 @@
 
 typedef struct db_pool db_pool_t;
 
+/* Name/value slots for varying settings in the context statement, per side of the role
+ * switch (db_request_t). */
+#define DB_CTX_SLOTS 2
+
 typedef struct {
     const char *conninfo;        /* libpq conninfo or URI; copied */
     unsigned size;               /* connections in this pool */
@@ -62,10 +66,14 @@ typedef struct {
     const char *headers_json;/* request.headers */
     const char *cookies_json;/* request.cookies (NULL: "{}") */
     const char *search_path; /* search_path, already quoted ("\"api\", \"public\""); NULL: "public" */
-    const char *pre_settings_json; /* {"name":"value",...} set before the role switch (the
-                                    * role's settings), or NULL */
-    const char *settings_json;     /* {"name":"value",...} set after it (function settings,
-                                    * timezone, legacy request.jwt.claim.* except role), or NULL */
+    /* Settings that vary: the role's (set before the role switch) and the others (function
+     * settings, timezone, legacy request.jwt.claim.* except role; set after it). The first
+     * DB_CTX_SLOTS of each side go in the slots (NULL key: unused), any more as a JSON object
+     * {"name":"value",...} (NULL: none). */
+    const char *pre_keys[DB_CTX_SLOTS], *pre_values[DB_CTX_SLOTS];
+    const char *pre_settings_json;
+    const char *post_keys[DB_CTX_SLOTS], *post_values[DB_CTX_SLOTS];
+    const char *settings_json;
     const char *legacy_role; /* request.jwt.claim.role (db-use-legacy-gucs), or NULL */
     const char *isolation;   /* "serializable", "repeatable read", ...; NULL: the session's */
     bool read_only;          /* transaction_read_only for GET/HEAD */

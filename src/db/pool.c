@@ -6,9 +6,9 @@
  * them. A request's sequence is:
  *
  *     [SET TRANSACTION]    per-role / per-function isolation level
- *     [EXECUTE strata_set] the role's settings (ALTER ROLE ... SET)
- *     EXECUTE strata_ctx   search_path, role and request.* settings
- *     [EXECUTE strata_set] function settings, Prefer: timezone, legacy claims
+ *     [EXECUTE strata_set] the role's settings (ALTER ROLE ... SET) beyond strata_ctx's slots
+ *     EXECUTE strata_ctx   search_path, role and request.* settings, two settings each side
+ *     [EXECUTE strata_set] function settings, Prefer: timezone, legacy claims beyond the slots
  *     [PREPARE sN]         first use of a statement text on this connection
  *     EXECUTE sN           the statement
  *     [ROLLBACK]           Prefer: tx=rollback
@@ -27,23 +27,29 @@
 #define CTX_STMT "strata_ctx"
 /* One prepared statement sets the request context; it is the same text for every request.
  * The settings that vary by role, function or request (ALTER ROLE ... SET, CREATE FUNCTION
- * ... SET, Prefer: timezone, legacy request.jwt.claim.*) are JSON objects expanded by
- * strata_set, sent in the same pipeline only when there are any: the role's before
- * strata_ctx (so GRANT SET ON PARAMETER to the authenticator is enough, as in PostgREST), the
- * others after the role switch. They are not subqueries of strata_ctx because executor
- * start-up of a subplan costs as much as the whole statement even when a CASE skips it
- * (measured), and most requests have none. The legacy role claim, which every anonymous
- * request has, is a plain column: CASE around a scalar call costs nothing. */
+ * ... SET, Prefer: timezone, legacy request.jwt.claim.*) take DB_CTX_SLOTS name/value slots
+ * of their own on each side of the role switch: the role's before it (so GRANT SET ON
+ * PARAMETER to the authenticator is enough, as in PostgREST), the others after it. A slot
+ * left NULL costs nothing: CASE around a scalar call. More settings than slots go as JSON
+ * objects to strata_set, sent in the same pipeline only then. (They are not subqueries of
+ * strata_ctx: a subplan's executor start-up costs ~2.5 µs per request even when a CASE
+ * skips it; and a strata_set per request costs ~8 µs of backend CPU. Measured, see
+ * docs/internals/db.md.) */
 #define CTX_SQL                                                                            \
     "select set_config('search_path', $1, true), "                                         \
+    "case when $10::text is null then null else set_config($10, $11, true) end, "         \
+    "case when $12::text is null then null else set_config($12, $13, true) end, "         \
     "set_config('role', $2, true), set_config('request.jwt.claims', $3, true), "          \
     "set_config('request.method', $4, true), set_config('request.path', $5, true), "      \
     "set_config('request.headers', $6, true), set_config('request.cookies', $7, true), "  \
     "case when $8::text is null then null else set_config('request.jwt.claim.role', $8, true) end, " \
+    "case when $14::text is null then null else set_config($14, $15, true) end, "         \
+    "case when $16::text is null then null else set_config($16, $17, true) end, "         \
     "set_config('transaction_read_only', $9, true)"
-#define CTX_NPARAMS 9
+#define CTX_NPARAMS (9 + 4 * DB_CTX_SLOTS)
 #define SET_STMT "strata_set"
 #define SET_SQL "select count(set_config(k, v, true)) from json_each_text($1::json) s(k, v)"
+_Static_assert(DB_CTX_SLOTS == 2, "CTX_SQL has two slots on each side of the role switch");
 #define STMT_SLOTS 512u   /* open-addressing table size (power of two) */
 #define STMT_MAX 256u     /* beyond this, new statements run unnamed */
 #define BACKOFF_MIN_MS 100u
@@ -379,6 +385,12 @@ static bool conn_send_job(db_conn_t *c, db_job_t *j)
                                     r->role, r->claims_json, r->method, r->path, r->headers_json,
                                     r->cookies_json ? r->cookies_json : "{}", r->legacy_role,
                                     r->read_only ? "on" : "off"};
+    for (unsigned k = 0; k < DB_CTX_SLOTS; k++) {
+        ctx[9 + 2 * k] = r->pre_keys[k];
+        ctx[10 + 2 * k] = r->pre_keys[k] ? r->pre_values[k] : NULL;
+        ctx[9 + 2 * DB_CTX_SLOTS + 2 * k] = r->post_keys[k];
+        ctx[10 + 2 * DB_CTX_SLOTS + 2 * k] = r->post_keys[k] ? r->post_values[k] : NULL;
+    }
     if (!PQsendQueryPrepared(pg, CTX_STMT, CTX_NPARAMS, ctx, NULL, NULL, 0) || !ring_push(c, IT_CTX, j))
         return false;
     if (r->settings_json && (!PQsendQueryPrepared(pg, SET_STMT, 1, &r->settings_json, NULL, NULL, 0) ||

@@ -389,8 +389,37 @@ static bool hoisted(const core_config_t *cfg, str_t name)
     return false;
 }
 
-static void append_setting(core_buf_t *b, str_t key, str_t value)
+/* Settings for one side of the role switch: the first DB_CTX_SLOTS go to the context
+ * statement's slots, the rest into a JSON object for strata_set (see db.h). */
+typedef struct {
+    core_arena_t *arena;
+    const char *keys[DB_CTX_SLOTS], *values[DB_CTX_SLOTS];
+    size_t nslots;
+    core_buf_t json;
+    bool oom;
+} settings_t;
+
+static void settings_init(settings_t *s, core_arena_t *a)
 {
+    memset(s, 0, sizeof(*s));
+    s->arena = a;
+    core_buf_init(&s->json, (size_t)64 * 1024);
+}
+
+static void settings_add(settings_t *s, str_t key, str_t value)
+{
+    if (s->nslots < DB_CTX_SLOTS) {
+        const char *k = core_arena_strdup(s->arena, key), *v = core_arena_strdup(s->arena, value);
+        if (!k || !v) {
+            s->oom = true;
+            return;
+        }
+        s->keys[s->nslots] = k;
+        s->values[s->nslots] = v;
+        s->nslots++;
+        return;
+    }
+    core_buf_t *b = &s->json;
     core_buf_append_char(b, b->len ? ',' : '{');
     core_buf_append_json(b, key);
     core_buf_append_char(b, ':');
@@ -413,7 +442,7 @@ static bool plain_identifier(const char *k)
 /* db-use-legacy-gucs: request.jwt.claim.<name> for each top-level claim, as PostgREST
  * before v10 set them: strings as their text, other values as JSON. Names that are not plain
  * identifiers are skipped. The anonymous claims ({"role":"..."}) need no parser. */
-static void append_legacy_claims(core_buf_t *b, const char *claims)
+static void append_legacy_claims(settings_t *b, const char *claims)
 {
     char name[96];
     str_t c = str_from_cstr(claims);
@@ -428,28 +457,29 @@ static void append_legacy_claims(core_buf_t *b, const char *claims)
         int n = snprintf(name, sizeof(name), "request.jwt.claim.%s", k);
         if (n < 0 || (size_t)n >= sizeof(name)) continue;
         if (json_is_string(v)) {
-            append_setting(b, (str_t){name, (size_t)n}, (str_t){json_string_value(v), json_string_length(v)});
+            settings_add(b, (str_t){name, (size_t)n}, (str_t){json_string_value(v), json_string_length(v)});
             continue;
         }
         char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!text) {
-            b->status = CORE_ENOMEM;
+            b->oom = true;
             break;
         }
-        append_setting(b, (str_t){name, (size_t)n}, str_from_cstr(text));
+        settings_add(b, (str_t){name, (size_t)n}, str_from_cstr(text));
         free(text);
     }
     json_decref(root);
 }
 
-/* Closes a {"k":"v",...} object built by append_setting into the arena; NULL (no
- * settings) when empty; *oom on allocation failure. */
-static const char *finish_settings(http_req_t *req, core_buf_t *b, bool *oom)
+/* Closes the JSON object of the settings beyond the slots into the arena; NULL when there
+ * are none; *oom on allocation failure. */
+static const char *settings_finish(settings_t *s, bool *oom)
 {
+    core_buf_t *b = &s->json;
     const char *out = NULL;
     if (b->len) core_buf_append_char(b, '}');
-    if (core_buf_status(b) != CORE_OK) *oom = true;
-    else if (b->len) out = core_arena_strdup(req->arena, core_buf_str(b));
+    if (core_buf_status(b) != CORE_OK || s->oom) *oom = true;
+    else if (b->len) out = core_arena_strdup(s->arena, core_buf_str(b));
     if (b->len && !out) *oom = true;
     core_buf_free(b);
     return out;
@@ -559,26 +589,26 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
 
     /* The role's settings go before the role switch; the function's and the time zone after. */
     const char *isolation = NULL;
-    core_buf_t pre, post;
-    core_buf_init(&pre, (size_t)64 * 1024);
-    core_buf_init(&post, (size_t)64 * 1024);
+    settings_t pre, post;
+    settings_init(&pre, req->arena);
+    settings_init(&post, req->arena);
     const db_role_settings_t *rs = env->schema ? db_schema_role_settings(env->schema, str_from_cstr(au->role)) : NULL;
     if (rs) {
-        for (size_t i = 0; i < rs->nsettings; i++) append_setting(&pre, rs->settings[i].key, rs->settings[i].value);
+        for (size_t i = 0; i < rs->nsettings; i++) settings_add(&pre, rs->settings[i].key, rs->settings[i].value);
         if (rs->isolation.ptr) isolation = rs->isolation.ptr;
     }
     if (au->func) {
         for (size_t i = 0; i < au->func->nsettings; i++)
             if (hoisted(cfg, au->func->settings[i].key))
-                append_setting(&post, au->func->settings[i].key, au->func->settings[i].value);
+                settings_add(&post, au->func->settings[i].key, au->func->settings[i].value);
         if (au->func->isolation.ptr) isolation = au->func->isolation.ptr;
     }
-    if (tz.ptr) append_setting(&post, STR_LIT("timezone"), tz);
+    if (tz.ptr) settings_add(&post, STR_LIT("timezone"), tz);
     /* The anonymous claims are just {"role": ...}: no parsing needed. */
     bool anon_claims = !au->authenticated && !strncmp(au->claims_json, "{\"role\":", 8);
     if (cfg->db_use_legacy_gucs && !anon_claims) append_legacy_claims(&post, au->claims_json);
-    const char *pre_json = finish_settings(req, &pre, &oom);
-    const char *post_json = finish_settings(req, &post, &oom);
+    const char *pre_json = settings_finish(&pre, &oom);
+    const char *post_json = settings_finish(&post, &oom);
     if (tz.ptr) au->timezone = tz;
 
     db_request_t dr = {
@@ -601,6 +631,10 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         .nparams = st->nparams,
         .params = st->params,
     };
+    memcpy(dr.pre_keys, pre.keys, sizeof(dr.pre_keys));
+    memcpy(dr.pre_values, pre.values, sizeof(dr.pre_values));
+    memcpy(dr.post_keys, post.keys, sizeof(dr.post_keys));
+    memcpy(dr.post_values, post.values, sizeof(dr.post_values));
     int rc = CORE_ENOMEM;
     if (!oom && dr.claims_json && dr.method && dr.path && dr.headers_json && dr.cookies_json && dr.search_path &&
         (dr.pre_sql || !env->pre_request_sql))

@@ -162,6 +162,7 @@ test('role settings (ALTER ROLE ... SET) apply to requests as that role', async 
   const limited = { Authorization: `Bearer ${jwt({ role: 'ctx_limited' })}` };
   assert.equal(await setting('statement_timeout', limited), '250ms');
   assert.equal(await setting('work_mem', limited), '3MB');
+  assert.equal(await setting('lock_timeout', limited), '1500ms');
   assert.equal(await setting('statement_timeout'), '0', 'other roles keep the default');
   const serial = { Authorization: `Bearer ${jwt({ role: 'ctx_serial' })}` };
   assert.equal(await setting('transaction_isolation', serial), 'serializable');
