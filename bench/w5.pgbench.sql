@@ -15,6 +15,6 @@
 select '{"item_id":' || :n::int || '}' as body, 1 as started \gset
 \endif
 \startpipeline
-select set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true), set_config('request.method', 'POST', true), set_config('request.path', '/rpc/bench_price', true), set_config('request.headers', '{"host":"127.0.0.1","content-type":"application/json","content-length":"17"}', true), set_config('transaction_read_only', 'on', true);
+select set_config('search_path', '"public", "public"', true), case when null::text is null then null else set_config(null, null, true) end, case when null::text is null then null else set_config(null, null, true) end, set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true), set_config('request.method', 'POST', true), set_config('request.path', '/rpc/bench_price', true), set_config('request.headers', '{"host":"127.0.0.1","content-type":"application/json","content-length":"17"}', true), set_config('request.cookies', '{}', true), case when 'anon'::text is null then null else set_config('request.jwt.claim.role', 'anon', true) end, case when null::text is null then null else set_config(null, null, true) end, case when null::text is null then null else set_config(null, null, true) end, set_config('transaction_read_only', 'on', true);
 with pgrst_args as (select * from json_to_record(:body::json) as _a("item_id" integer)) select to_json("public"."bench_price"("item_id" := pgrst_args."item_id"))::text, 1::bigint, null::bigint from pgrst_args;
 \endpipeline

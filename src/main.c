@@ -26,26 +26,6 @@ static void usage(FILE *f)
                "PGRST_DB_URI, Strata runs its own PostgreSQL under STRATA_DATA_DIR (./.strata).\n");
 }
 
-/* Reads a config file (bounded) with plain stdio: this runs before any loop exists. */
-static int read_file(const char *path, core_buf_t *b, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "config file %s: cannot open", path);
-        return CORE_EIO;
-    }
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) core_buf_append(b, chunk, n);
-    bool bad = ferror(f) != 0;
-    fclose(f);
-    if (bad || core_buf_status(b) != CORE_OK) {
-        snprintf(err, errlen, "config file %s: cannot read (or larger than 1 MiB)", path);
-        return CORE_EIO;
-    }
-    return CORE_OK;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -77,21 +57,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int rc = CORE_OK;
-    if (file) {
-        core_buf_t text;
-        core_buf_init(&text, 1u << 20);
-        rc = read_file(file, &text, err, sizeof(err));
-        if (rc == CORE_OK) rc = core_config_parse_text(&cfg, core_buf_str(&text), err, sizeof(err));
-        core_buf_free(&text);
-    }
-    if (rc == CORE_OK) rc = core_config_apply_env(&cfg, environ, err, sizeof(err));
-    if (rc == CORE_OK) rc = core_config_validate(&cfg, err, sizeof(err));
+    int rc = core_config_load(&cfg, file, environ, err, sizeof(err));
     if (rc != CORE_OK) {
         fprintf(stderr, "strata: configuration error: %s\n", err);
-        core_config_free(&cfg);
         return 2;
     }
+    cfg.config_path = file;
     if (demo) cfg.demo = true;
     core_log_set_level(cfg.log_level);
     int status = app_serve(&cfg);

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "app/app.h"
@@ -27,6 +28,18 @@
 
 typedef struct app app_t;
 
+/* What a config reload can change, as one reference-counted snapshot: the settings workers
+ * read per request, the JWT verifier built from them and the db-pre-request call. Workers
+ * adopt a new one between requests (one atomic load per request) and drop the old one;
+ * requests copy what they keep across callbacks (role, pre-request SQL) into their arena. */
+typedef struct {
+    atomic_int refs;
+    core_config_t *cfg;
+    bool owns_cfg; /* reloaded generations own their config; the first borrows main's */
+    auth_jwt_t *jwt;
+    char *pre_request_sql;
+} app_gen_t;
+
 typedef struct {
     app_t *app;
     unsigned index;
@@ -39,6 +52,8 @@ typedef struct {
     rest_env_t env;
     auth_worker_t *auth;
     uint64_t schema_gen;
+    app_gen_t *gen;
+    uint64_t gen_version;
     unsigned servers_stopping;
     atomic_bool done;
     bool started;
@@ -51,9 +66,13 @@ struct app {
     uv_async_t worker_done;
     db_embedded_t *embedded;
     db_listener_t *listener;
-    auth_jwt_t *jwt;
     auth_service_t *auth;
-    char *pre_request_sql;
+    app_gen_t *auth_gen; /* the generation the auth service signs and verifies with */
+    pthread_mutex_t gen_mu;
+    app_gen_t *gen;                   /* current generation (under gen_mu) */
+    atomic_uint_fast64_t gen_version; /* bumped on each publish */
+    uv_signal_t sig_usr2;
+    int unix_fd; /* server-unix-socket's listening descriptor, or -1 */
     worker_t *workers;
     unsigned nworkers;
     const char *conninfo;
@@ -61,7 +80,154 @@ struct app {
     int exit_status;
 };
 
+/* ---- configuration generations ---------------------------------------------------------- */
+
+static void gen_unref(app_gen_t *g)
+{
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
+    auth_jwt_free(g->jwt);
+    core_free(g->pre_request_sql);
+    if (g->owns_cfg) {
+        core_config_free(g->cfg);
+        core_free(g->cfg);
+    }
+    core_free(g);
+}
+
+/* Builds a generation over cfg (refcount 1); on failure err says why and cfg is untouched. */
+static int gen_create(core_config_t *cfg, bool owns, app_gen_t **out, char *err, size_t errlen)
+{
+    app_gen_t *g = core_calloc(1, sizeof(*g));
+    if (!g) {
+        core_errf(err, errlen, "out of memory");
+        return CORE_ENOMEM;
+    }
+    atomic_init(&g->refs, 1);
+    g->cfg = cfg;
+    if (auth_jwt_config_create(cfg, &g->jwt, err, errlen) != CORE_OK) {
+        core_free(g);
+        return CORE_EINVAL;
+    }
+    if (cfg->db_pre_request) {
+        /* "schema.function" or "function": each part quoted as an identifier. */
+        core_buf_t b;
+        core_buf_init(&b, 4096);
+        core_buf_append_cstr(&b, "select ");
+        str_t name = str_from_cstr(cfg->db_pre_request);
+        long dot = str_find_char(name, '.');
+        if (dot >= 0) {
+            rest_sql_ident(&b, (str_t){name.ptr, (size_t)dot});
+            core_buf_append_char(&b, '.');
+            name = (str_t){name.ptr + dot + 1, name.len - (size_t)dot - 1};
+        }
+        rest_sql_ident(&b, name);
+        core_buf_append_cstr(&b, "()");
+        if (core_buf_status(&b) == CORE_OK) g->pre_request_sql = core_strndup(b.ptr, b.len);
+        core_buf_free(&b);
+        if (!g->pre_request_sql) {
+            core_errf(err, errlen, "db-pre-request: cannot be used");
+            auth_jwt_free(g->jwt);
+            core_free(g);
+            return CORE_EINVAL;
+        }
+    }
+    g->owns_cfg = owns;
+    *out = g;
+    return CORE_OK;
+}
+
+static void gen_publish(app_t *app, app_gen_t *g)
+{
+    pthread_mutex_lock(&app->gen_mu);
+    app_gen_t *old = app->gen;
+    app->gen = g;
+    atomic_fetch_add(&app->gen_version, 1);
+    pthread_mutex_unlock(&app->gen_mu);
+    gen_unref(old);
+}
+
+static app_gen_t *gen_current(app_t *app)
+{
+    pthread_mutex_lock(&app->gen_mu);
+    app_gen_t *g = app->gen;
+    if (g) atomic_fetch_add(&g->refs, 1);
+    pthread_mutex_unlock(&app->gen_mu);
+    return g;
+}
+
+/* The embedded database's defaults for what the user did not set. */
+static int fill_embedded_defaults(app_t *app, core_config_t *cfg)
+{
+    if (!app->embedded) return CORE_OK;
+    if (!cfg->db_anon_role) cfg->db_anon_role = core_strndup("anon", 4);
+    if (!cfg->jwt_secret) {
+        const char *sec = db_embedded_jwt_secret(app->embedded);
+        cfg->jwt_secret = core_strndup(sec, strlen(sec));
+    }
+    return cfg->db_anon_role && cfg->jwt_secret ? CORE_OK : CORE_ENOMEM;
+}
+
+/* NOTIFY pgrst, 'reload config' and SIGUSR2, on the listener thread: re-reads the file
+ * and the environment. Settings read per request take effect for the next requests (see
+ * docs/internals/config.md); the others keep their running values until a restart. */
+static void reload_config(void *arg)
+{
+    app_t *app = arg;
+    char err[1024];
+    core_config_t *cfg = core_calloc(1, sizeof(*cfg));
+    app_gen_t *g = NULL;
+    if (!cfg) {
+        LOG_ERROR("config reload failed: out of memory; keeping the current configuration");
+        return;
+    }
+    if (core_config_load(cfg, app->cfg->config_path, environ, err, sizeof(err)) != CORE_OK) {
+        LOG_ERROR("config reload failed: %s; keeping the current configuration", err);
+        core_free(cfg);
+        return;
+    }
+    cfg->config_path = app->cfg->config_path;
+    cfg->demo = app->cfg->demo;
+    core_errf(err, sizeof(err), "out of memory");
+    if (fill_embedded_defaults(app, cfg) != CORE_OK ||
+        gen_create(cfg, true, &g, err, sizeof(err)) != CORE_OK) {
+        LOG_ERROR("config reload failed: %s; keeping the current configuration", err);
+        core_config_free(cfg);
+        core_free(cfg);
+        return;
+    }
+    const core_config_t *o = app->cfg;
+#define CHANGED_STR(f) ((o->f == NULL) != (cfg->f == NULL) || (o->f && strcmp(o->f, cfg->f) != 0))
+    if (CHANGED_STR(db_uri) || CHANGED_STR(db_schemas) || CHANGED_STR(server_host) ||
+        CHANGED_STR(server_unix_socket) || CHANGED_STR(db_channel) || o->server_port != cfg->server_port ||
+        o->db_pool != cfg->db_pool || o->workers != cfg->workers || o->max_body_bytes != cfg->max_body_bytes ||
+        o->statement_timeout_ms != cfg->statement_timeout_ms)
+        LOG_WARN("config reload: connection, listener, pool and schema settings changed too; "
+                 "they apply after a restart");
+#undef CHANGED_STR
+    core_log_set_level(cfg->log_level);
+    gen_publish(app, g);
+    LOG_INFO("configuration reloaded");
+}
+
 /* ---- per-worker request routing ------------------------------------------------------- */
+
+/* Adopts the current configuration generation when a reload published a new one. */
+static void worker_refresh_config(worker_t *w)
+{
+    uint64_t v = atomic_load(&w->app->gen_version);
+    if (v == w->gen_version) return;
+    app_gen_t *g = gen_current(w->app);
+    if (!g) return;
+    auth_cache_free(w->env.jwt_cache);
+    w->env.cfg = g->cfg;
+    w->env.jwt = g->jwt;
+    w->env.pre_request_sql = g->pre_request_sql;
+    w->env.jwt_cache = auth_cache_create_for(g->jwt); /* NULL (no caching) when out of memory */
+    gen_unref(w->gen);
+    w->gen = g;
+    w->gen_version = v;
+}
+
 
 static void worker_refresh_schema(worker_t *w)
 {
@@ -79,6 +245,7 @@ static void on_api_request(http_req_t *req, void *udata)
 {
     worker_t *w = udata;
     worker_refresh_schema(w);
+    worker_refresh_config(w);
     str_t path = req->path;
     if (str_starts_with(path, STR_LIT("/auth/v1")) && (path.len == 8 || path.ptr[8] == '/')) {
         auth_handle(w->auth, req, (str_t){path.ptr + 8, path.len - 8});
@@ -278,6 +445,8 @@ static void worker_main(void *arg)
     w->auth = NULL;
     auth_cache_free(w->env.jwt_cache);
     w->env.jwt_cache = NULL;
+    gen_unref(w->gen);
+    w->gen = NULL;
 }
 
 static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
@@ -299,12 +468,15 @@ static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
     };
     int rc = db_pool_create(&w->loop, &pc, &w->pool);
     if (rc != CORE_OK) return rc;
-    w->env.cfg = cfg;
+    w->gen = gen_current(app);
+    w->gen_version = atomic_load(&app->gen_version);
+    w->env.cfg = w->gen->cfg;
     w->env.pool = w->pool;
-    w->env.jwt = app->jwt;
-    w->env.pre_request_sql = app->pre_request_sql;
-    w->env.jwt_cache = auth_cache_create_for(app->jwt); /* NULL (no caching) when out of memory */
-    w->auth = auth_worker_create(app->auth, &w->loop, w->pool, w->env.jwt_cache);
+    w->env.jwt = w->gen->jwt;
+    w->env.pre_request_sql = w->gen->pre_request_sql;
+    w->env.jwt_cache = auth_cache_create_for(w->gen->jwt); /* NULL (no caching) when out of memory */
+    /* the auth service verifies without a cache of its own (reloads replace env.jwt_cache) */
+    w->auth = auth_worker_create(app->auth, &w->loop, w->pool, NULL);
     if (!w->auth) return CORE_ENOMEM;
 
     http_limits_t lim;
@@ -314,7 +486,8 @@ static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
     lim.request_timeout_ms = (unsigned)cfg->request_timeout_s * 1000u;
     lim.keepalive_timeout_ms = (unsigned)cfg->keepalive_timeout_s * 1000u;
     lim.access_log = true;
-    rc = http_server_start(&w->loop, cfg->server_host, port, &lim, on_api_request, w, &w->http);
+    if (app->unix_fd >= 0) rc = http_server_start_fd(&w->loop, app->unix_fd, &lim, on_api_request, w, &w->http);
+    else rc = http_server_start(&w->loop, cfg->server_host, port, &lim, on_api_request, w, &w->http);
     if (rc != CORE_OK) return rc;
     if (index == 0) {
         http_limits_t al;
@@ -358,6 +531,7 @@ static void begin_shutdown(app_t *app)
     uv_close((uv_handle_t *)&app->sig_int, main_close_cb);
     uv_close((uv_handle_t *)&app->sig_term, main_close_cb);
     uv_close((uv_handle_t *)&app->sig_usr1, main_close_cb);
+    uv_close((uv_handle_t *)&app->sig_usr2, main_close_cb);
     bool any = false;
     for (unsigned i = 0; i < app->nworkers; i++) {
         if (!app->workers[i].started) continue;
@@ -375,6 +549,11 @@ static void on_signal(uv_signal_t *h, int signum)
         if (app->listener) db_listener_reload(app->listener);
         return;
     }
+    if (signum == SIGUSR2) {
+        LOG_INFO("SIGUSR2: reloading the configuration");
+        if (app->listener) db_listener_reload_config(app->listener);
+        return;
+    }
     begin_shutdown(app);
 }
 
@@ -386,15 +565,20 @@ int app_serve(core_config_t *cfg)
     app.cfg = cfg;
     app.loop = uv_default_loop();
     app.exit_status = 1;
+    app.unix_fd = -1;
     signal(SIGPIPE, SIG_IGN);
 
     uv_signal_init(app.loop, &app.sig_int);
     uv_signal_init(app.loop, &app.sig_term);
     uv_signal_init(app.loop, &app.sig_usr1);
-    app.sig_int.data = app.sig_term.data = app.sig_usr1.data = &app;
+    uv_signal_init(app.loop, &app.sig_usr2);
+    app.sig_int.data = app.sig_term.data = app.sig_usr1.data = app.sig_usr2.data = &app;
+    pthread_mutex_init(&app.gen_mu, NULL);
+    atomic_init(&app.gen_version, 1);
     uv_signal_start(&app.sig_int, on_signal, SIGINT);
     uv_signal_start(&app.sig_term, on_signal, SIGTERM);
     uv_signal_start(&app.sig_usr1, on_signal, SIGUSR1);
+    uv_signal_start(&app.sig_usr2, on_signal, SIGUSR2);
     uv_async_init(app.loop, &app.worker_done, on_worker_done);
     app.worker_done.data = &app;
 
@@ -403,44 +587,19 @@ int app_serve(core_config_t *cfg)
         if (db_embedded_start(app.loop, cfg->data_dir, &app.embedded) != CORE_OK) goto fail;
         app.conninfo = db_embedded_conninfo(app.embedded);
         admin_conninfo = cfg->db_admin_uri ? cfg->db_admin_uri : db_embedded_admin_conninfo(app.embedded);
-        if (!cfg->db_anon_role) cfg->db_anon_role = core_strndup("anon", 4);
-        if (!cfg->jwt_secret) {
-            const char *sec = db_embedded_jwt_secret(app.embedded);
-            cfg->jwt_secret = core_strndup(sec, strlen(sec));
-        }
+        if (fill_embedded_defaults(&app, cfg) != CORE_OK) goto fail;
     } else {
         app.conninfo = cfg->db_uri;
         admin_conninfo = cfg->db_admin_uri ? cfg->db_admin_uri : cfg->db_uri;
     }
 
-    if (auth_jwt_config_create(cfg, &app.jwt, err, sizeof(err)) != CORE_OK) {
+    app_gen_t *first = NULL;
+    if (gen_create(cfg, false, &first, err, sizeof(err)) != CORE_OK) {
         LOG_ERROR("configuration error: %s", err);
         config_error = true;
         goto fail;
     }
-
-    if (cfg->db_pre_request) {
-        /* "schema.function" or "function": each part quoted as an identifier. */
-        core_buf_t b;
-        core_buf_init(&b, 4096);
-        core_buf_append_cstr(&b, "select ");
-        str_t name = str_from_cstr(cfg->db_pre_request);
-        long dot = str_find_char(name, '.');
-        if (dot >= 0) {
-            rest_sql_ident(&b, (str_t){name.ptr, (size_t)dot});
-            core_buf_append_char(&b, '.');
-            name = (str_t){name.ptr + dot + 1, name.len - (size_t)dot - 1};
-        }
-        rest_sql_ident(&b, name);
-        core_buf_append_cstr(&b, "()");
-        if (core_buf_status(&b) == CORE_OK) app.pre_request_sql = core_strndup(b.ptr, b.len);
-        core_buf_free(&b);
-        if (!app.pre_request_sql) {
-            LOG_ERROR("configuration error: db-pre-request: cannot be used");
-            config_error = true;
-            goto fail;
-        }
-    }
+    gen_publish(&app, first);
 
     if (db_migrate(admin_conninfo, cfg->demo, err, sizeof(err)) != CORE_OK) {
         LOG_ERROR("%s", err);
@@ -454,7 +613,10 @@ int app_serve(core_config_t *cfg)
      * HMAC secret it answers /auth/v1 with 503 and says why, once, here. */
     const char *auth_unavailable = NULL;
     if (db_migrate_auth_ready(admin_conninfo, app.conninfo, err, sizeof(err)) != CORE_OK) auth_unavailable = err;
-    if (auth_service_create(cfg, app.jwt, auth_unavailable, nworkers, &app.auth) != CORE_OK) {
+    /* The auth service keeps the first generation's settings and key (a config reload does
+     * not change them until a restart). */
+    app.auth_gen = gen_current(&app);
+    if (!app.auth_gen || auth_service_create(app.auth_gen->cfg, app.auth_gen->jwt, auth_unavailable, nworkers, &app.auth) != CORE_OK) {
         LOG_ERROR("cannot start the auth service");
         goto fail;
     }
@@ -463,11 +625,17 @@ int app_serve(core_config_t *cfg)
         .conninfo = app.conninfo,
         .schemas_csv = cfg->db_schemas,
         .channel = cfg->db_channel_enabled ? cfg->db_channel : NULL,
+        .on_reload_config = reload_config,
+        .arg = &app,
     };
     if (db_listener_start(&lc, &app.listener) != CORE_OK) {
         LOG_ERROR("cannot start the schema listener");
         goto fail;
     }
+
+    if (cfg->server_unix_socket &&
+        http_unix_listen(cfg->server_unix_socket, core_config_unix_socket_mode(cfg), &app.unix_fd) != CORE_OK)
+        goto fail;
 
     app.nworkers = nworkers;
     app.workers = core_calloc(app.nworkers, sizeof(worker_t));
@@ -479,7 +647,7 @@ int app_serve(core_config_t *cfg)
             LOG_ERROR("cannot start worker %u on %s:%d", i, cfg->server_host, port);
             goto fail;
         }
-        if (i == 0) port = http_server_port(w->http);
+        if (i == 0 && app.unix_fd < 0) port = http_server_port(w->http);
     }
     for (unsigned i = 0; i < app.nworkers; i++) {
         if (uv_thread_create(&app.workers[i].thread, worker_main, &app.workers[i]) != 0) {
@@ -488,9 +656,13 @@ int app_serve(core_config_t *cfg)
         }
         app.workers[i].started = true;
     }
-    LOG_INFO("strata listening on http://%s:%d/ (admin on port %d), %u workers, database %s",
-             cfg->server_host, port, http_server_port(app.workers[0].admin), app.nworkers,
-             app.embedded ? "embedded" : "external");
+    if (app.unix_fd >= 0)
+        LOG_INFO("strata listening on unix:%s (admin on port %d), %u workers, database %s", cfg->server_unix_socket,
+                 http_server_port(app.workers[0].admin), app.nworkers, app.embedded ? "embedded" : "external");
+    else
+        LOG_INFO("strata listening on http://%s:%d/ (admin on port %d), %u workers, database %s",
+                 cfg->server_host, port, http_server_port(app.workers[0].admin), app.nworkers,
+                 app.embedded ? "embedded" : "external");
     app.exit_status = 0;
     uv_run(app.loop, UV_RUN_DEFAULT);
     goto done;
@@ -502,16 +674,28 @@ fail:
 done:
     for (unsigned i = 0; i < app.nworkers && app.workers; i++) {
         worker_t *w = &app.workers[i];
-        /* A worker that never ran is left to the process exit: its handles never started. */
-        if (!w->started) continue;
+        /* A worker that never ran is left to the process exit: its handles never started.
+         * Its configuration reference and JWT cache are dropped, so the generation is freed. */
+        if (!w->started) {
+            auth_cache_free(w->env.jwt_cache);
+            w->env.jwt_cache = NULL;
+            gen_unref(w->gen);
+            w->gen = NULL;
+            continue;
+        }
         uv_thread_join(&w->thread);
         (void)uv_loop_close(&w->loop);
     }
     if (app.listener) db_listener_stop(app.listener);
+    if (app.unix_fd >= 0) {
+        close(app.unix_fd);
+        if (cfg->server_unix_socket) (void)unlink(cfg->server_unix_socket);
+    }
     if (app.embedded) db_embedded_free(app.embedded);
     auth_service_free(app.auth);
-    auth_jwt_free(app.jwt);
-    core_free(app.pre_request_sql);
+    gen_unref(app.auth_gen);
+    gen_publish(&app, NULL); /* drops the last generation (workers have dropped theirs) */
+    pthread_mutex_destroy(&app.gen_mu);
     db_schema_publish_clear();
     core_free(app.workers);
     uv_loop_close(app.loop);

@@ -75,7 +75,15 @@ typedef enum {
       6)                                                                                   \
     X("strata-auth-jwt-exp", auth_jwt_exp_s, CFG_INT, 30, 604800, NULL, 3600)              \
     X("strata-auth-rate-limit-per-min", auth_rate_limit_per_min, CFG_INT, 0, 1000000,      \
-      NULL, 30)
+      NULL, 30) \
+    X("db-extra-search-path", db_extra_search_path, CFG_STR_OPT, 0, 0, "public", 0)        \
+    X("db-use-legacy-gucs", db_use_legacy_gucs, CFG_BOOL, 0, 1, NULL, 1)                   \
+    X("db-hoisted-tx-settings", db_hoisted_tx_settings, CFG_STR_OPT, 0, 0,                 \
+      "statement_timeout,plan_filter.statement_cost_limit,default_transaction_isolation", 0) \
+    X("server-timing-enabled", server_timing_enabled, CFG_BOOL, 0, 1, NULL, 0)             \
+    X("server-unix-socket", server_unix_socket, CFG_STR_OPT, 0, 0, NULL, 0)                \
+    X("server-unix-socket-mode", server_unix_socket_mode, CFG_STR, 0, 0, "660", 0)         \
+    X("server-cors-allowed-origins", server_cors_allowed_origins, CFG_STR_OPT, 0, 0, NULL, 0)
 
 typedef struct {
     const char *key; /* file key; the environment name is derived from it */
@@ -498,10 +506,57 @@ int core_config_validate(core_config_t *cfg, char *err, size_t errlen)
             cfg->admin_server_port = cfg->server_port + 1;
         }
     }
+    if (core_config_unix_socket_mode(cfg) < 0) {
+        core_errf(err, errlen, "server-unix-socket-mode: must be an octal mode between 600 and 777, not \"%s\"",
+                  core_sample(str_from_cstr(cfg->server_unix_socket_mode), msg, sizeof(msg)));
+        return CORE_EINVAL;
+    }
     if (cfg->admin_server_port != 0 && cfg->admin_server_port == cfg->server_port) {
         core_errf(err, errlen, "admin-server-port: must differ from server-port (%d)",
                 cfg->server_port);
         return CORE_EINVAL;
     }
     return CORE_OK;
+}
+
+int core_config_unix_socket_mode(const core_config_t *cfg)
+{
+    str_t m = str_from_cstr(cfg->server_unix_socket_mode);
+    if (m.len != 3) return -1;
+    int v = 0;
+    for (size_t i = 0; i < m.len; i++) {
+        if (m.ptr[i] < '0' || m.ptr[i] > '7') return -1;
+        v = v * 8 + (m.ptr[i] - '0');
+    }
+    return v >= 0600 && v <= 0777 ? v : -1;
+}
+
+int core_config_load(core_config_t *cfg, const char *path, char *const *envp, char *err, size_t errlen)
+{
+    int rc = CORE_OK;
+    core_config_defaults(cfg);
+    if (path) {
+        core_buf_t text;
+        core_buf_init(&text, CONFIG_MAX_TEXT);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            core_errf(err, errlen, "config file %s: cannot open", path);
+            rc = CORE_EIO;
+        } else {
+            char chunk[8192];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) core_buf_append(&text, chunk, n);
+            if (ferror(f) || core_buf_status(&text) != CORE_OK) {
+                core_errf(err, errlen, "config file %s: cannot read (or larger than 1 MiB)", path);
+                rc = CORE_EIO;
+            }
+            fclose(f);
+        }
+        if (rc == CORE_OK) rc = core_config_parse_text(cfg, core_buf_str(&text), err, errlen);
+        core_buf_free(&text);
+    }
+    if (rc == CORE_OK) rc = core_config_apply_env(cfg, envp, err, errlen);
+    if (rc == CORE_OK) rc = core_config_validate(cfg, err, errlen);
+    if (rc != CORE_OK) core_config_free(cfg);
+    return rc;
 }

@@ -49,6 +49,22 @@ typedef struct {
     int auth_jwt_exp_s;       /* STRATA_AUTH_JWT_EXP: access-token lifetime; default 3600 */
     int auth_rate_limit_per_min; /* STRATA_AUTH_RATE_LIMIT_PER_MIN per IP and per email for
                                   * signup and token; default 30, 0 = off */
+
+    /* More PostgREST settings (the transaction context and operations) */
+    char *db_extra_search_path; /* db-extra-search-path: schemas after the request's own in
+                                 * search_path, comma-separated; default "public"; "" = none */
+    bool db_use_legacy_gucs;  /* db-use-legacy-gucs: also set request.jwt.claim.<name> (PostgREST
+                               * before v10); default true */
+    char *db_hoisted_tx_settings; /* db-hoisted-tx-settings: function settings (CREATE FUNCTION
+                                   * ... SET) applied to the transaction; comma list */
+    bool server_timing_enabled; /* server-timing-enabled: Server-Timing header; default false */
+    char *server_unix_socket; /* server-unix-socket: listen there instead of host:port; NULL = TCP */
+    char *server_unix_socket_mode; /* server-unix-socket-mode: octal, 600..777; default "660" */
+    char *server_cors_allowed_origins; /* server-cors-allowed-origins: comma list; NULL = any */
+
+    /* Not a setting: the config file given on the command line (not owned), re-read by
+     * NOTIFY pgrst, 'reload config' and SIGUSR2. NULL: environment only. */
+    const char *config_path;
 } core_config_t;
 
 /* Fills *cfg with the defaults. */
@@ -66,6 +82,15 @@ int core_config_apply_env(core_config_t *cfg, char *const *envp, char *err, size
 
 /* Cross-setting checks (ports in range, admin port != server port, ...). */
 int core_config_validate(core_config_t *cfg, char *err, size_t errlen) CORE_WUR;
+
+/* server-unix-socket-mode as a number (e.g. 0660), or -1 when it is not an octal mode
+ * between 600 and 777. */
+int core_config_unix_socket_mode(const core_config_t *cfg);
+
+/* Defaults, then the file at `path` (NULL: none; read with blocking stdio — call it before
+ * the loops start or on a thread that is not a loop), then envp, then validation. On
+ * failure *cfg holds nothing to free and err says why. */
+int core_config_load(core_config_t *cfg, const char *path, char *const *envp, char *err, size_t errlen) CORE_WUR;
 
 /* Frees every string the config owns. */
 void core_config_free(core_config_t *cfg);

@@ -3,7 +3,10 @@
  * pipeline mode, driven by uv_poll. One API request is one pipelined segment on one
  * connection:
  *
- *     select set_config('role',$1,true), set_config('request.jwt.claims',$2,true), ...
+ *     [SET TRANSACTION ISOLATION LEVEL ...]
+ *     [select set_config(k, v, true) from json_each_text($1)]   the role's settings
+ *     select set_config('search_path',$1,true), set_config('role',$2,true), ...
+ *     [select set_config(k, v, true) from json_each_text($1)]   function settings, timezone
  *     <the request's statement>
  *     Sync
  *
@@ -21,6 +24,10 @@
 #include "core/core.h"
 
 typedef struct db_pool db_pool_t;
+
+/* Name/value slots for varying settings in the context statement, per side of the role
+ * switch (db_request_t). */
+#define DB_CTX_SLOTS 2
 
 typedef struct {
     const char *conninfo;        /* libpq conninfo or URI; copied */
@@ -57,6 +64,18 @@ typedef struct {
     const char *method;      /* request.method */
     const char *path;        /* request.path */
     const char *headers_json;/* request.headers */
+    const char *cookies_json;/* request.cookies (NULL: "{}") */
+    const char *search_path; /* search_path, already quoted ("\"api\", \"public\""); NULL: "public" */
+    /* Settings that vary: the role's (set before the role switch) and the others (function
+     * settings, timezone, legacy request.jwt.claim.* except role; set after it). The first
+     * DB_CTX_SLOTS of each side go in the slots (NULL key: unused), any more as a JSON object
+     * {"name":"value",...} (NULL: none). */
+    const char *pre_keys[DB_CTX_SLOTS], *pre_values[DB_CTX_SLOTS];
+    const char *pre_settings_json;
+    const char *post_keys[DB_CTX_SLOTS], *post_values[DB_CTX_SLOTS];
+    const char *settings_json;
+    const char *legacy_role; /* request.jwt.claim.role (db-use-legacy-gucs), or NULL */
+    const char *isolation;   /* "serializable", "repeatable read", ...; NULL: the session's */
     bool read_only;          /* transaction_read_only for GET/HEAD */
     bool rollback;           /* Prefer: tx=rollback: ROLLBACK after the statement */
     const char *pre_sql;     /* db-pre-request call, run after the settings (NULL: none) */
@@ -85,6 +104,11 @@ int db_pool_submit(db_pool_t *pool, const db_request_t *req, db_done_fn done, vo
 #define DB_BATCH_MAX 64
 int db_pool_submit_batch(db_pool_t *pool, const db_request_t *reqs, const db_done_fn *dones, void *const *args,
                          size_t n) CORE_WUR;
+
+/* The SET TRANSACTION statement for an isolation level name as PostgreSQL spells it
+ * ("serializable", "repeatable read", "read committed", "read uncommitted", any case), or
+ * NULL for anything else. */
+const char *db_isolation_sql(const char *level);
 
 /* True when at least one connection is up. */
 bool db_pool_ready(const db_pool_t *pool);

@@ -18,6 +18,7 @@ struct db_listener {
     int efd;
     atomic_bool stop;
     atomic_bool reload;
+    atomic_bool reload_config;
     atomic_bool up;
 };
 
@@ -107,8 +108,7 @@ static void *run(void *arg)
                 PGnotify *nt;
                 while ((nt = PQnotifies(c)) != NULL) {
                     if (!strcmp(nt->extra, "reload schema") || nt->extra[0] == '\0') want = true;
-                    else if (!strcmp(nt->extra, "reload config"))
-                        LOG_WARN("NOTIFY reload config: configuration reload is not supported; restart to apply");
+                    else if (!strcmp(nt->extra, "reload config")) atomic_store(&l->reload_config, true);
                     PQfreemem(nt);
                 }
             }
@@ -119,6 +119,8 @@ static void *run(void *arg)
                 PQclear(r);
                 if (!ok) break;
             }
+            if (atomic_exchange(&l->reload_config, false) && l->cfg.on_reload_config)
+                l->cfg.on_reload_config(l->cfg.arg);
             if (want && !load_and_publish(l, c)) break;
         }
         atomic_store(&l->up, false);
@@ -153,6 +155,12 @@ fail:
 void db_listener_reload(db_listener_t *l)
 {
     atomic_store(&l->reload, true);
+    wake(l);
+}
+
+void db_listener_reload_config(db_listener_t *l)
+{
+    atomic_store(&l->reload_config, true);
     wake(l);
 }
 

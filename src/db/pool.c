@@ -5,7 +5,10 @@
  * sent; results are matched to requests by position, which is how pipeline mode defines
  * them. A request's sequence is:
  *
- *     EXECUTE strata_ctx   role and request.* settings
+ *     [SET TRANSACTION]    per-role / per-function isolation level
+ *     [EXECUTE strata_set] the role's settings (ALTER ROLE ... SET) beyond strata_ctx's slots
+ *     EXECUTE strata_ctx   search_path, role and request.* settings, two settings each side
+ *     [EXECUTE strata_set] function settings, Prefer: timezone, legacy claims beyond the slots
  *     [PREPARE sN]         first use of a statement text on this connection
  *     EXECUTE sN           the statement
  *     [ROLLBACK]           Prefer: tx=rollback
@@ -22,10 +25,31 @@
 #include "db/db.h"
 
 #define CTX_STMT "strata_ctx"
+/* One prepared statement sets the request context; it is the same text for every request.
+ * The settings that vary by role, function or request (ALTER ROLE ... SET, CREATE FUNCTION
+ * ... SET, Prefer: timezone, legacy request.jwt.claim.*) take DB_CTX_SLOTS name/value slots
+ * of their own on each side of the role switch: the role's before it (so GRANT SET ON
+ * PARAMETER to the authenticator is enough, as in PostgREST), the others after it. A slot
+ * left NULL costs nothing: CASE around a scalar call. More settings than slots go as JSON
+ * objects to strata_set, sent in the same pipeline only then. (They are not subqueries of
+ * strata_ctx: a subplan's executor start-up costs ~2.5 µs per request even when a CASE
+ * skips it; and a strata_set per request costs ~8 µs of backend CPU. Measured, see
+ * docs/internals/db.md.) */
 #define CTX_SQL                                                                            \
-    "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "   \
-    "set_config('request.method', $3, true), set_config('request.path', $4, true), "      \
-    "set_config('request.headers', $5, true), set_config('transaction_read_only', $6, true)"
+    "select set_config('search_path', $1, true), "                                         \
+    "case when $10::text is null then null else set_config($10, $11, true) end, "         \
+    "case when $12::text is null then null else set_config($12, $13, true) end, "         \
+    "set_config('role', $2, true), set_config('request.jwt.claims', $3, true), "          \
+    "set_config('request.method', $4, true), set_config('request.path', $5, true), "      \
+    "set_config('request.headers', $6, true), set_config('request.cookies', $7, true), "  \
+    "case when $8::text is null then null else set_config('request.jwt.claim.role', $8, true) end, " \
+    "case when $14::text is null then null else set_config($14, $15, true) end, "         \
+    "case when $16::text is null then null else set_config($16, $17, true) end, "         \
+    "set_config('transaction_read_only', $9, true)"
+#define CTX_NPARAMS (9 + 4 * DB_CTX_SLOTS)
+#define SET_STMT "strata_set"
+#define SET_SQL "select count(set_config(k, v, true)) from json_each_text($1::json) s(k, v)"
+_Static_assert(DB_CTX_SLOTS == 2, "CTX_SQL has two slots on each side of the role switch");
 #define STMT_SLOTS 512u   /* open-addressing table size (power of two) */
 #define STMT_MAX 256u     /* beyond this, new statements run unnamed */
 #define BACKOFF_MIN_MS 100u
@@ -289,7 +313,8 @@ static void conn_flush(db_conn_t *c)
     if (conn_watch(c, ev) != CORE_OK) conn_fail(c, "cannot watch the connection's socket");
 }
 
-/* Sends the setup segment: (DEALLOCATE ALL,) PREPARE strata_ctx, (SET statement_timeout,) Sync. */
+/* Sends the setup segment: (DEALLOCATE ALL,) PREPARE strata_ctx and strata_set, (SET
+ * statement_timeout,) Sync. */
 static bool conn_send_setup(db_conn_t *c, bool deallocate)
 {
     PGconn *pg = c->pg;
@@ -299,6 +324,8 @@ static bool conn_send_setup(db_conn_t *c, bool deallocate)
         stmt_clear_all(c);
     }
     if (!PQsendPrepare(pg, CTX_STMT, CTX_SQL, 0, NULL)) return false;
+    if (!ring_push(c, IT_SETUP, NULL)) return false;
+    if (!PQsendPrepare(pg, SET_STMT, SET_SQL, 0, NULL)) return false;
     if (!ring_push(c, IT_SETUP, NULL)) return false;
     if (c->pool->cfg.statement_timeout_ms && !deallocate) {
         char sql[64];
@@ -311,6 +338,19 @@ static bool conn_send_setup(db_conn_t *c, bool deallocate)
     c->generation = c->pool->generation;
     c->state = CS_SETUP;
     return true;
+}
+
+const char *db_isolation_sql(const char *level)
+{
+    static const char *const names[] = {"read committed", "repeatable read", "serializable", "read uncommitted"};
+    static const char *const sql[] = {"SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                                      "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                                      "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                                      "SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED"};
+    if (!level) return NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (str_eq_nocase(str_from_cstr(level), str_from_cstr(names[i]))) return sql[i];
+    return NULL;
 }
 
 /* Sends one job's segment; false when the connection broke (the job is then in the ring
@@ -346,9 +386,30 @@ static bool conn_send_stmts(db_conn_t *c, db_job_t *j)
         }
     }
 
-    const char *ctx[6] = {r->role, r->claims_json, r->method, r->path, r->headers_json,
-                          r->read_only ? "on" : "off"};
-    if (!PQsendQueryPrepared(pg, CTX_STMT, 6, ctx, NULL, NULL, 0) || !ring_push(c, IT_CTX, j))
+    /* An isolation level other than the session's must be set before the transaction's
+     * first snapshot, so it goes first, as its own statement: one of four fixed texts.
+     * (PostgreSQL warns that SET TRANSACTION is outside a transaction block, and applies it
+     * to the pipeline's implicit transaction all the same.) */
+    const char *iso = db_isolation_sql(r->isolation);
+    if (iso && (!PQsendQueryParams(pg, iso, 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_CTX, j)))
+        return false;
+    if (r->pre_settings_json && (!PQsendQueryPrepared(pg, SET_STMT, 1, &r->pre_settings_json, NULL, NULL, 0) ||
+                                 !ring_push(c, IT_CTX, j)))
+        return false;
+    const char *ctx[CTX_NPARAMS] = {r->search_path ? r->search_path : "\"public\"",
+                                    r->role, r->claims_json, r->method, r->path, r->headers_json,
+                                    r->cookies_json ? r->cookies_json : "{}", r->legacy_role,
+                                    r->read_only ? "on" : "off"};
+    for (unsigned k = 0; k < DB_CTX_SLOTS; k++) {
+        ctx[9 + 2 * k] = r->pre_keys[k];
+        ctx[10 + 2 * k] = r->pre_keys[k] ? r->pre_values[k] : NULL;
+        ctx[9 + 2 * DB_CTX_SLOTS + 2 * k] = r->post_keys[k];
+        ctx[10 + 2 * DB_CTX_SLOTS + 2 * k] = r->post_keys[k] ? r->post_values[k] : NULL;
+    }
+    if (!PQsendQueryPrepared(pg, CTX_STMT, CTX_NPARAMS, ctx, NULL, NULL, 0) || !ring_push(c, IT_CTX, j))
+        return false;
+    if (r->settings_json && (!PQsendQueryPrepared(pg, SET_STMT, 1, &r->settings_json, NULL, NULL, 0) ||
+                             !ring_push(c, IT_CTX, j)))
         return false;
     /* db-pre-request: its errors fail the request like the statement's own (IT_CTX). */
     if (r->pre_sql && (!PQsendQueryParams(pg, r->pre_sql, 0, NULL, NULL, NULL, NULL, 0) || !ring_push(c, IT_CTX, j)))
@@ -708,7 +769,7 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
         db_conn_t *c = &p->conns[i];
         c->pool = p;
         c->poll_fd = -1;
-        c->ring_cap = p->cfg.max_pipeline * 6 + 16 + DB_BATCH_MAX * 5;
+        c->ring_cap = p->cfg.max_pipeline * 9 + 16 + DB_BATCH_MAX * 9; /* up to 9 items per job */
         c->ring = core_calloc(c->ring_cap, sizeof(item_t));
         if (!c->ring) goto out;
     }
@@ -780,7 +841,7 @@ int db_pool_submit_batch(db_pool_t *p, const db_request_t *reqs, const db_done_f
     }
     if (!head) return CORE_EINVAL;
     head->deadline_ns = core_now_ns() + (uint64_t)p->cfg.acquire_timeout_ms * 1000000u;
-    head->ring_need = (unsigned)n * 5 + 1;
+    head->ring_need = (unsigned)n * 9 + 1;
     if (p->wait_tail) p->wait_tail->next = head;
     else p->wait_head = head;
     p->wait_tail = head;

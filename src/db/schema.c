@@ -107,10 +107,28 @@ static const char CATALOG_SQL_TAIL[] =
     "      where p.pronargs > 0 and t.oid = p.proargtypes[0]),"
     "   'params', (select coalesce(json_agg(json_build_object('name', coalesce(p.proargnames[k.i], ''),"
     "      'type', format_type(k.t, null), 'mode', coalesce(p.proargmodes[k.i], 'i')) order by k.i), '[]')"
-    "      from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality k(t, i)))"
+    "      from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality k(t, i)),"
+    "   'settings', (select json_agg(c order by o) from unnest(p.proconfig) with ordinality x(c, o)))"
     "   order by n.nspname, p.proname), '[]')"
     "  from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
-    "  where n.nspname in (select nspname from exposed) and p.prokind = 'f')"
+    "  where n.nspname in (select nspname from exposed) and p.prokind = 'f'),"
+    /* Settings of the roles the authenticator can switch to (ALTER ROLE ... SET), as
+     * PostgREST reads them: user-settable ones only; a per-database value wins over the
+     * role's global one. */
+    " 'role_settings', (select coalesce(json_agg(json_build_object('role', rolname,"
+    "   'settings', kvs)), '[]') from (select rolname, json_object_agg(k, v order by k) as kvs"
+    "   from (select distinct on (r.rolname, kv.k) r.rolname, kv.k, kv.v"
+    "    from pg_auth_members m join pg_roles r on r.oid = m.roleid"
+    "    join pg_db_role_setting s on s.setrole = r.oid and s.setdatabase in"
+    "     (0, (select oid from pg_database where datname = current_database()))"
+    "    cross join lateral unnest(s.setconfig) cfg(c)"
+    "    cross join lateral (select split_part(cfg.c, '=', 1) as k,"
+    "     substr(cfg.c, strpos(cfg.c, '=') + 1) as v) kv"
+    "    join pg_settings ps on ps.name = kv.k and ps.context = 'user'"
+    "    where m.member = (select oid from pg_roles where rolname = current_user)"
+    "    order by r.rolname, kv.k, s.setdatabase desc) d group by rolname) g),"
+    /* Prefer: timezone= is honoured for these names only. */
+    " 'timezones', (select coalesce(json_agg(name), '[]') from pg_timezone_names)"
     ")::text";
 
 typedef struct {
@@ -238,6 +256,79 @@ static bool parse_fks(core_arena_t *a, json_t *arr, json_t *varr, db_schema_t *s
     return true;
 }
 
+/* "name=value" strings (pg_proc.proconfig) or an object {name: value} (role settings):
+ * default_transaction_isolation goes to *isolation, the rest to *out. Absent is fine. */
+static bool parse_settings(core_arena_t *a, json_t *v, db_setting_t **out, size_t *n, str_t *isolation)
+{
+    *out = NULL;
+    *n = 0;
+    *isolation = STR_NULL;
+    if (!v || json_is_null(v)) return true;
+    size_t cap = json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : 0;
+    if (!json_is_array(v) && !json_is_object(v)) return false;
+    *out = core_arena_zalloc(a, (cap ? cap : 1) * sizeof(db_setting_t));
+    if (!*out) return false;
+    const char *key;
+    json_t *val;
+    size_t idx;
+    str_t k, x;
+    if (json_is_array(v)) {
+        json_array_foreach(v, idx, val) {
+            if (!json_is_string(val)) return false;
+            str_t c = {json_string_value(val), json_string_length(val)};
+            long eq = str_find_char(c, '=');
+            if (eq <= 0) continue;
+            k = (str_t){c.ptr, (size_t)eq};
+            x = (str_t){c.ptr + eq + 1, c.len - (size_t)eq - 1};
+            char *kd = core_arena_strdup(a, k), *xd = core_arena_strdup(a, x);
+            if (!kd || !xd) return false;
+            if (str_eq(k, STR_LIT("default_transaction_isolation"))) *isolation = (str_t){xd, x.len};
+            else (*out)[(*n)++] = (db_setting_t){{kd, k.len}, {xd, x.len}};
+        }
+        return true;
+    }
+    json_object_foreach(v, key, val) {
+        if (!json_is_string(val)) return false;
+        k = str_from_cstr(key);
+        x = (str_t){json_string_value(val), json_string_length(val)};
+        char *kd = core_arena_strdup(a, k), *xd = core_arena_strdup(a, x);
+        if (!kd || !xd) return false;
+        if (str_eq(k, STR_LIT("default_transaction_isolation"))) *isolation = (str_t){xd, x.len};
+        else (*out)[(*n)++] = (db_setting_t){{kd, k.len}, {xd, x.len}};
+    }
+    return true;
+}
+
+static int cmp_str_p(const void *x, const void *y) { return cmp_str(*(const str_t *)x, *(const str_t *)y); }
+
+static int cmp_role(const void *x, const void *y)
+{
+    return cmp_str(((const db_role_settings_t *)x)->role, ((const db_role_settings_t *)y)->role);
+}
+
+/* Role settings and time zone names; both optional (older documents have neither). */
+static bool parse_roles_and_zones(core_arena_t *a, json_t *roles, json_t *zones, db_schema_t *s)
+{
+    if (json_is_array(roles)) {
+        s->nroles = json_array_size(roles);
+        s->roles = core_arena_zalloc(a, (s->nroles ? s->nroles : 1) * sizeof(db_role_settings_t));
+        if (!s->roles) return false;
+        for (size_t i = 0; i < s->nroles; i++) {
+            json_t *o = json_array_get(roles, i);
+            db_role_settings_t *r = &s->roles[i];
+            if (!json_is_object(o) || !get_str(a, o, "role", &r->role, false) ||
+                !parse_settings(a, json_object_get(o, "settings"), &r->settings, &r->nsettings, &r->isolation))
+                return false;
+        }
+        qsort(s->roles, s->nroles, sizeof(*s->roles), cmp_role);
+    }
+    if (json_is_array(zones)) {
+        if (!get_str_array(a, zones, &s->timezones, &s->ntimezones)) return false;
+        if (s->ntimezones) qsort(s->timezones, s->ntimezones, sizeof(str_t), cmp_str_p);
+    }
+    return true;
+}
+
 static bool parse_funcs(core_arena_t *a, json_t *arr, db_schema_t *s)
 {
     if (!json_is_array(arr)) return false;
@@ -290,6 +381,8 @@ static bool parse_funcs(core_arena_t *a, json_t *arr, db_schema_t *s)
                 return false;
             pp->mode = mode.ptr[0];
         }
+        if (!parse_settings(a, json_object_get(o, "settings"), &f->settings, &f->nsettings, &f->isolation))
+            return false;
         /* The last ndefaults input parameters have defaults. */
         size_t nin = 0;
         for (size_t k = 0; k < f->nparams; k++)
@@ -363,7 +456,8 @@ int db_schema_from_json(const char *json, size_t len, const char *schemas_csv, d
     }
     if (!parse_schemas(a, schemas_csv, s) || !parse_tables(a, json_object_get(root, "tables"), s) ||
         !parse_fks(a, json_object_get(root, "fks"), json_object_get(root, "view_fks"), s) ||
-        !parse_funcs(a, json_object_get(root, "functions"), s)) {
+        !parse_funcs(a, json_object_get(root, "functions"), s) ||
+        !parse_roles_and_zones(a, json_object_get(root, "role_settings"), json_object_get(root, "timezones"), s)) {
         set_err(err, errlen, "schema cache document has an unexpected shape");
         goto out;
     }
@@ -458,6 +552,32 @@ const db_func_t *db_schema_funcs(const db_schema_t *s, str_t schema, str_t name,
         }
     }
     return first;
+}
+
+const db_role_settings_t *db_schema_role_settings(const db_schema_t *s, str_t role)
+{
+    size_t lo = 0, hi = s->nroles;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_str(s->roles[mid].role, role);
+        if (c == 0) return &s->roles[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+bool db_schema_timezone_known(const db_schema_t *s, str_t name)
+{
+    size_t lo = 0, hi = s->ntimezones;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_str(s->timezones[mid], name);
+        if (c == 0) return true;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
 }
 
 bool db_schema_exposed(const db_schema_t *s, str_t schema)

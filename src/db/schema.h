@@ -40,6 +40,21 @@ typedef struct {
     size_t ncolumns;
 } db_fk_t;
 
+/* One `name = value` setting (ALTER ROLE ... SET, CREATE FUNCTION ... SET). */
+typedef struct {
+    str_t key;
+    str_t value;
+} db_setting_t;
+
+/* Settings of a role the authenticator may switch to, applied per request (set_config
+ * before the role switch) the way PostgREST applies them. */
+typedef struct {
+    str_t role;
+    str_t isolation;       /* its default_transaction_isolation (ptr NULL when unset) */
+    db_setting_t *settings; /* the other user-settable ones */
+    size_t nsettings;
+} db_role_settings_t;
+
 typedef struct {
     str_t name;        /* "" for an unnamed parameter */
     str_t type;        /* format_type() */
@@ -69,6 +84,9 @@ typedef struct {
                         * any-type domain star-slash-star): that name, ptr NULL otherwise —
                         * PostgREST's media type handlers for functions */
     bool retmedia_bytea; /* ... over bytea (sent as raw bytes) */
+    db_setting_t *settings; /* proconfig (CREATE FUNCTION ... SET), except the isolation */
+    size_t nsettings;
+    str_t isolation;   /* SET default_transaction_isolation of the function (ptr NULL when none) */
 } db_func_t;
 
 typedef struct db_schema db_schema_t;
@@ -82,6 +100,10 @@ struct db_schema {
     size_t nfuncs;
     str_t *schemas;     /* the exposed schemas, in configured order (first = default) */
     size_t nschemas;
+    db_role_settings_t *roles; /* sorted by role */
+    size_t nroles;
+    str_t *timezones;   /* pg_timezone_names, sorted (byte order) */
+    size_t ntimezones;
     uint64_t load_us;   /* how long the load took */
     uint64_t version;   /* 1, 2, ... for each published snapshot */
     void *internal;
@@ -105,6 +127,10 @@ const db_table_t *db_schema_table(const db_schema_t *s, str_t schema, str_t name
 const db_column_t *db_table_column(const db_table_t *t, str_t name);
 /* Functions named schema.name, in catalog order: *n of them from the returned index. */
 const db_func_t *db_schema_funcs(const db_schema_t *s, str_t schema, str_t name, size_t *n);
+/* The settings of `role` (NULL when it has none). */
+const db_role_settings_t *db_schema_role_settings(const db_schema_t *s, str_t role);
+/* True when `name` is one of pg_timezone_names (exact spelling). */
+bool db_schema_timezone_known(const db_schema_t *s, str_t name);
 /* True when `schema` is one of the exposed schemas. */
 bool db_schema_exposed(const db_schema_t *s, str_t schema);
 

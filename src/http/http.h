@@ -46,6 +46,12 @@ struct http_req {
      * internal == NULL and lives in its creator's arena. */
     void (*capture)(http_req_t *req, int status, const http_header_t *headers, size_t nheaders, str_t body);
     void *capture_arg;
+    /* Optional, set by the handler: called once by http_respond / http_stream_start just
+     * before the head is built, with the status; writes up to `cap` headers into out (values
+     * must live in the arena) and returns how many. A header whose name the caller also
+     * passed is merged into it as "caller's value, extra value" (list-valued headers such
+     * as Preference-Applied or Vary); the others are added. */
+    size_t (*extra_headers)(http_req_t *req, int status, http_header_t *out, size_t cap);
 };
 
 typedef void (*http_handler_fn)(http_req_t *req, void *udata);
@@ -69,6 +75,16 @@ void http_limits_default(http_limits_t *l);
  * request. Returns 0 and *out, or a negative status (and logs why). */
 int http_server_start(uv_loop_t *loop, const char *host, int port, const http_limits_t *limits,
                       http_handler_fn handler, void *udata, http_server_t **out) CORE_WUR;
+
+/* Unix-socket listening (server-unix-socket). http_unix_listen creates the socket once, before
+ * the loops start (blocking calls): a stale socket file nobody accepts on is removed first, a
+ * path that is not a socket or that a live server answers on is an error; the socket gets
+ * `mode` (e.g. 0660). Returns 0 and the listening descriptor, which the caller closes and
+ * whose path it unlinks at the end. Each worker then serves it with http_server_start_fd,
+ * which takes its own duplicate of the descriptor (the server's port is 0). */
+int http_unix_listen(const char *path, int mode, int *fd_out) CORE_WUR;
+int http_server_start_fd(uv_loop_t *loop, int listen_fd, const http_limits_t *limits, http_handler_fn handler,
+                         void *udata, http_server_t **out) CORE_WUR;
 
 /* The port the server is bound to (useful when started on port 0). */
 int http_server_port(const http_server_t *srv);

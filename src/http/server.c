@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -24,6 +25,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,7 +86,10 @@ typedef struct {
 typedef struct http_conn http_conn_t;
 
 struct http_conn {
-    uv_tcp_t tcp;
+    union { /* the stream: TCP, or a Unix socket when the server listens on one */
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    };
     uv_timer_t timer;
     uv_write_t final_w;    /* the last write of a response (or of an error answer) */
     uv_write_t continue_w; /* "100 Continue" */
@@ -157,7 +163,11 @@ typedef struct {
 
 struct http_server {
     uv_loop_t *loop;
-    uv_tcp_t listener;
+    union {
+        uv_tcp_t listener;
+        uv_pipe_t pipe_listener;
+    };
+    bool is_unix; /* listening on a Unix socket (http_server_start_fd) */
     uv_timer_t grace_timer;
     uv_timer_t retry_timer; /* retries an accept that failed for lack of memory */
     http_limits_t limits;
@@ -965,10 +975,22 @@ static void write_oom_response(http_conn_t *c)
     conn_write_final(c, &b, 1);
 }
 
-/* Builds a response head into c->out; returns the buffer's status. */
-static int build_head(http_conn_t *c, int status, const http_header_t *h, size_t n, int framing,
-                      uint64_t clen, bool keep)
+#define HTTP_EXTRA_HEADERS_MAX 8
+
+/* The handler's extra headers for this response (http_req_t.extra_headers), or none. */
+static size_t req_extra_headers(http_req_t *req, int status, http_header_t *out)
 {
+    if (!req || !req->extra_headers) return 0;
+    size_t n = req->extra_headers(req, status, out, HTTP_EXTRA_HEADERS_MAX);
+    return n > HTTP_EXTRA_HEADERS_MAX ? HTTP_EXTRA_HEADERS_MAX : n;
+}
+
+/* Builds a response head into c->out; returns the buffer's status. The extra headers x
+ * are merged into a caller header of the same name ("value, extra") or added after. */
+static int build_head(http_conn_t *c, int status, const http_header_t *h, size_t n, int framing,
+                      uint64_t clen, bool keep, const http_header_t *x, size_t nx)
+{
+    bool used[HTTP_EXTRA_HEADERS_MAX] = {false};
     core_buf_t *b = &c->out;
     core_buf_reset(b);
     const char *reason = http_status_str((enum http_status)status);
@@ -989,6 +1011,19 @@ static int build_head(http_conn_t *c, int status, const http_header_t *h, size_t
         core_buf_append_str(b, h[i].name);
         core_buf_append(b, ": ", 2);
         core_buf_append_str(b, h[i].value);
+        for (size_t k = 0; k < nx && k < HTTP_EXTRA_HEADERS_MAX; k++) {
+            if (used[k] || !str_eq_nocase(x[k].name, h[i].name) || !header_is_sendable(&x[k])) continue;
+            used[k] = true;
+            core_buf_append(b, ", ", 2);
+            core_buf_append_str(b, x[k].value);
+        }
+        core_buf_append(b, "\r\n", 2);
+    }
+    for (size_t k = 0; k < nx && k < HTTP_EXTRA_HEADERS_MAX; k++) {
+        if (used[k] || header_is_ours(x[k].name) || !header_is_sendable(&x[k])) continue;
+        core_buf_append_str(b, x[k].name);
+        core_buf_append(b, ": ", 2);
+        core_buf_append_str(b, x[k].value);
         core_buf_append(b, "\r\n", 2);
     }
     core_buf_append(b, "\r\n", 2);
@@ -1020,7 +1055,7 @@ static void conn_fail(http_conn_t *c, int status, const char *code, const char *
     const http_header_t ct = {STR_LIT("Content-Type"),
                               STR_LIT("application/json; charset=utf-8")};
     int rc = core_buf_status(&body);
-    if (rc == CORE_OK) rc = build_head(c, status, &ct, 1, FRAME_LENGTH, body.len, false);
+    if (rc == CORE_OK) rc = build_head(c, status, &ct, 1, FRAME_LENGTH, body.len, false, NULL, 0);
     char *data = rc == CORE_OK ? core_malloc(c->out.len + body.len) : NULL;
     if (!data) {
         core_buf_free(&body);
@@ -1129,7 +1164,8 @@ static void accept_one(http_server_t *s)
         return;
     }
     c->srv = s;
-    (void)uv_tcp_init(s->loop, &c->tcp); /* AF_UNSPEC: no socket is created, cannot fail */
+    if (s->is_unix) (void)uv_pipe_init(s->loop, &c->pipe, 0);
+    else (void)uv_tcp_init(s->loop, &c->tcp); /* AF_UNSPEC: no socket is created, cannot fail */
     (void)uv_timer_init(s->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
@@ -1159,7 +1195,7 @@ static void accept_one(http_server_t *s)
         conn_close(c);
         return;
     }
-    (void)uv_tcp_nodelay(&c->tcp, 1);
+    if (!s->is_unix) (void)uv_tcp_nodelay(&c->tcp, 1);
     conn_timer(c, TM_IDLE, s->limits.keepalive_timeout_ms);
     conn_update_reading(c);
 }
@@ -1331,15 +1367,11 @@ static void on_grace(uv_timer_t *t)
     server_close_all(s);
 }
 
-int http_server_start(uv_loop_t *loop, const char *host, int port, const http_limits_t *limits,
-                      http_handler_fn handler, void *udata, http_server_t **out)
+/* Starts a server on an open listening socket fd (TCP when !is_unix); owns fd from here. */
+static int server_start(uv_loop_t *loop, int fd, bool is_unix, int bound, const http_limits_t *limits,
+                        http_handler_fn handler, void *udata, http_server_t **out)
 {
-    if (!loop || !handler || !out) return CORE_EINVAL;
-    *out = NULL;
-    (void)pthread_once(&parser_once, parser_init_once);
-    int fd = -1, bound = 0;
-    int rc = open_listener(host, port, &fd, &bound);
-    if (rc != 0) return rc;
+    int rc;
 
     http_server_t *s = core_calloc(1, sizeof(*s));
     char *rbuf = core_malloc(HTTP_RBUF_SIZE);
@@ -1367,7 +1399,9 @@ int http_server_start(uv_loop_t *loop, const char *host, int port, const http_li
         seed = core_now_ns() ^ (uint64_t)(uintptr_t)s;
     s->rng = seed;
 
-    (void)uv_tcp_init(loop, &s->listener);
+    s->is_unix = is_unix;
+    if (is_unix) (void)uv_pipe_init(loop, &s->pipe_listener, 0);
+    else (void)uv_tcp_init(loop, &s->listener);
     (void)uv_timer_init(loop, &s->grace_timer);
     (void)uv_timer_init(loop, &s->retry_timer);
     (void)uv_prepare_init(loop, &s->alog_flush);
@@ -1375,7 +1409,7 @@ int http_server_start(uv_loop_t *loop, const char *host, int port, const http_li
     s->handles = 4;
     core_buf_init(&s->alog, (size_t)HTTP_ALOG_FLUSH * 4);
     if (s->limits.access_log) (void)uv_prepare_start(&s->alog_flush, on_alog_flush);
-    rc = uv_tcp_open(&s->listener, fd);
+    rc = is_unix ? uv_pipe_open(&s->pipe_listener, fd) : uv_tcp_open(&s->listener, fd);
     if (rc != 0) close(fd);
     else rc = uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG, on_connection);
     if (rc != 0) {
@@ -1388,6 +1422,86 @@ int http_server_start(uv_loop_t *loop, const char *host, int port, const http_li
     }
     *out = s;
     return CORE_OK;
+}
+
+int http_server_start(uv_loop_t *loop, const char *host, int port, const http_limits_t *limits,
+                      http_handler_fn handler, void *udata, http_server_t **out)
+{
+    if (!loop || !handler || !out) return CORE_EINVAL;
+    *out = NULL;
+    (void)pthread_once(&parser_once, parser_init_once);
+    int fd = -1, bound = 0;
+    int rc = open_listener(host, port, &fd, &bound);
+    if (rc != 0) return rc;
+    return server_start(loop, fd, false, bound, limits, handler, udata, out);
+}
+
+int http_unix_listen(const char *path, int mode, int *fd_out)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    size_t len = path ? strlen(path) : 0;
+    if (len == 0 || len >= sizeof(sa.sun_path)) {
+        LOG_ERROR("http: server-unix-socket: the path must have 1 to %zu bytes", sizeof(sa.sun_path) - 1);
+        return CORE_EINVAL;
+    }
+    memcpy(sa.sun_path, path, len);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            LOG_ERROR("http: server-unix-socket %s exists and is not a socket", path);
+            return CORE_EINVAL;
+        }
+        /* A socket nobody accepts on is left over from an earlier run: remove it. One that
+         * answers belongs to a running server: leave it alone. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (probe >= 0) close(probe);
+        if (live) {
+            LOG_ERROR("http: server-unix-socket %s is in use by another process", path);
+            return CORE_EIO;
+        }
+        if (unlink(path) != 0) {
+            LOG_ERROR("http: cannot remove the stale socket %s: %s", path, uv_strerror(-errno));
+            return CORE_EIO;
+        }
+        LOG_INFO("http: removed the stale socket %s", path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        LOG_ERROR("http: socket: %s", uv_strerror(-errno));
+        return CORE_EIO;
+    }
+    const char *step = "bind";
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) goto fail;
+    step = "chmod";
+    if (chmod(path, (mode_t)mode) != 0) goto fail;
+    step = "listen";
+    if (listen(fd, HTTP_BACKLOG) != 0) goto fail;
+    *fd_out = fd;
+    return CORE_OK;
+fail:;
+    int err = errno;
+    LOG_ERROR("http: cannot listen on %s: %s: %s", path, step, uv_strerror(-err));
+    close(fd);
+    (void)unlink(path);
+    return CORE_EIO;
+}
+
+int http_server_start_fd(uv_loop_t *loop, int listen_fd, const http_limits_t *limits, http_handler_fn handler,
+                         void *udata, http_server_t **out)
+{
+    if (!loop || !handler || !out || listen_fd < 0) return CORE_EINVAL;
+    *out = NULL;
+    (void)pthread_once(&parser_once, parser_init_once);
+    /* Each worker's loop accepts on its own descriptor of the one socket. */
+    int fd = fcntl(listen_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        LOG_ERROR("http: cannot share the Unix socket: %s", uv_strerror(-errno));
+        return CORE_EIO;
+    }
+    return server_start(loop, fd, true, 0, limits, handler, udata, out);
 }
 
 void http_server_stop(http_server_t *s, unsigned grace_ms, void (*on_stopped)(void *), void *arg)
@@ -1458,7 +1572,16 @@ static void release_request(http_conn_t *c)
 void http_respond(http_req_t *req, int status, const http_header_t *headers, size_t nheaders,
                   str_t body)
 {
-    if (req && req->capture && !req->internal) {
+    if (req && req->capture && !req->internal) { /* a handler-made request: hand it over */
+        http_header_t extra[HTTP_EXTRA_HEADERS_MAX];
+        size_t nextra = req_extra_headers(req, status, extra);
+        http_header_t *all = nextra ? core_arena_alloc(req->arena, (nheaders + nextra) * sizeof(http_header_t)) : NULL;
+        if (all) {
+            if (nheaders) memcpy(all, headers, nheaders * sizeof(http_header_t));
+            memcpy(all + nheaders, extra, nextra * sizeof(http_header_t));
+            headers = all;
+            nheaders += nextra;
+        }
         req->capture(req, status, headers, nheaders, body);
         return;
     }
@@ -1484,8 +1607,10 @@ void http_respond(http_req_t *req, int status, const http_header_t *headers, siz
     bool with_body = status_has_body(status);
     c->keep_alive = c->keep_alive && !c->srv->stopping;
     char *head = NULL;
+    http_header_t extra[HTTP_EXTRA_HEADERS_MAX];
+    size_t nextra = req_extra_headers(req, status, extra);
     if (build_head(c, status, headers, nheaders, with_body ? FRAME_LENGTH : FRAME_NONE,
-                   (uint64_t)body.len, c->keep_alive) == CORE_OK)
+                   (uint64_t)body.len, c->keep_alive, extra, nextra) == CORE_OK)
         head = core_arena_alloc(c->arena, c->out.len);
     c->state = CONN_WRITING;
     if (!head) {
@@ -1587,7 +1712,9 @@ void http_stream_start(http_req_t *req, int status, const http_header_t *headers
     c->keep_alive = c->keep_alive && !c->srv->stopping;
     int framing = (c->stream_nobody && !c->is_head) || c->stream_raw ? FRAME_NONE
                                                                       : FRAME_CHUNKED;
-    if (build_head(c, status, headers, nheaders, framing, 0, c->keep_alive) != CORE_OK) {
+    http_header_t extra[HTTP_EXTRA_HEADERS_MAX];
+    size_t nextra = req_extra_headers(req, status, extra);
+    if (build_head(c, status, headers, nheaders, framing, 0, c->keep_alive, extra, nextra) != CORE_OK) {
         LOG_ERROR("http: cannot build a stream head; closing the connection");
         conn_close(c);
         return;

@@ -93,6 +93,7 @@ int rest_batch_collect(rest_env_t *env, const db_request_t *dr, db_done_fn done,
     db_request_t r = *dr;
     r.read_only = false; /* a read-only switch after earlier writes would fail the transaction */
     r.rollback = false;  /* tx=rollback applies to the whole batch, not one operation */
+    if (b->nreqs > 0) r.isolation = NULL; /* only the first statement may set the isolation level */
     b->reqs[b->nreqs] = r;
     b->dones[b->nreqs] = done;
     b->args[b->nreqs] = arg;

@@ -3,7 +3,9 @@
  * The request arena owns everything, including the PGresult whose body bytes are sent as
  * they are (no re-serialisation).
  */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -20,17 +22,94 @@ typedef struct {
     long offset;
 } rest_call_t;
 
+/* server-cors-allowed-origins: a comma list compared exactly (a "*" item allows any);
+ * unset allows every origin. */
+static bool origin_allowed(const core_config_t *cfg, str_t origin)
+{
+    if (!cfg || !cfg->server_cors_allowed_origins) return true;
+    if (!origin.ptr) return false;
+    str_t all = str_from_cstr(cfg->server_cors_allowed_origins);
+    size_t start = 0;
+    for (size_t i = 0; i <= all.len; i++) {
+        if (i < all.len && all.ptr[i] != ',') continue;
+        str_t item = {all.ptr + start, i - start};
+        start = i + 1;
+        while (item.len && (item.ptr[0] == ' ' || item.ptr[0] == '\t')) {
+            item.ptr++;
+            item.len--;
+        }
+        while (item.len && (item.ptr[item.len - 1] == ' ' || item.ptr[item.len - 1] == '\t')) item.len--;
+        if (str_eq(item, origin) || str_eq(item, STR_LIT("*"))) return true;
+    }
+    return false;
+}
+
 size_t rest_cors_headers(const http_req_t *req, http_header_t *h)
 {
     str_t origin = http_req_header(req, STR_LIT("Origin"));
+    const rest_auth_t *au = req->user;
+    const core_config_t *cfg = au && au->env ? au->env->cfg : NULL;
     size_t n = 0;
-    h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Origin"), origin.ptr ? origin : STR_LIT("*")};
+    if (cfg && cfg->server_cors_allowed_origins) {
+        /* Restricted: only a listed Origin gets CORS headers (with credentials allowed, as
+         * PostgREST's CORS policy does); others are answered without them, so the browser
+         * refuses the response. The answer depends on Origin either way. */
+        if (!origin_allowed(cfg, origin)) {
+            h[n++] = (http_header_t){STR_LIT("Vary"), STR_LIT("Origin, Accept, Prefer, Range")};
+            return n;
+        }
+        h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Origin"), origin};
+        h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Credentials"), STR_LIT("true")};
+    } else {
+        h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Origin"), origin.ptr ? origin : STR_LIT("*")};
+    }
     h[n++] = (http_header_t){STR_LIT("Access-Control-Expose-Headers"),
                              STR_LIT("Content-Encoding, Content-Location, Content-Range, Content-Type, "
                                      "Date, Location, Server, Transfer-Encoding, Range-Unit, "
-                                     "Preference-Applied")};
+                                     "Preference-Applied, Server-Timing")};
     if (origin.ptr) h[n++] = (http_header_t){STR_LIT("Vary"), STR_LIT("Origin, Accept, Prefer, Range")};
     return n;
+}
+
+/* http_req_t.extra_headers for REST requests: Preference-Applied for an applied
+ * Prefer: timezone=, and Server-Timing when enabled (successful responses only, as in
+ * PostgREST). Durations in milliseconds. */
+static size_t rest_extra_headers(http_req_t *req, int status, http_header_t *out, size_t cap)
+{
+    const rest_auth_t *au = req->user;
+    size_t n = 0;
+    if (!au || !au->env || status >= 400) return 0;
+    if (au->timezone.ptr && n < cap) {
+        str_t v = rest_arena_printf(req->arena, "timezone=%.*s", STR_FMT(au->timezone));
+        if (v.ptr) out[n++] = (http_header_t){STR_LIT("Preference-Applied"), v};
+    }
+    if (au->env->cfg->server_timing_enabled && n < cap) {
+        uint64_t now = core_now_ns();
+        uint64_t auth = au->t_auth ? au->t_auth : now;
+        uint64_t parsed = au->t_parsed ? au->t_parsed : au->t_submit ? au->t_submit : now;
+        uint64_t submit = au->t_submit ? au->t_submit : parsed;
+        uint64_t db = au->t_db ? au->t_db : submit;
+#define MS(a, b) ((b) > (a) ? (double)((b) - (a)) / 1e6 : 0.0)
+        str_t v = rest_arena_printf(req->arena,
+                                    "jwt;dur=%.1f, parse;dur=%.1f, plan;dur=%.1f, transaction;dur=%.1f, response;dur=%.1f",
+                                    MS(au->t_start, auth), MS(auth, parsed), MS(parsed, submit), MS(submit, db),
+                                    MS(db, now));
+#undef MS
+        if (v.ptr) out[n++] = (http_header_t){STR_LIT("Server-Timing"), v};
+    }
+    return n;
+}
+
+void rest_use_function(http_req_t *req, const db_func_t *f)
+{
+    rest_auth_t *au = req->user;
+    if (au) au->func = f;
+}
+
+void rest_mark_parsed(http_req_t *req)
+{
+    rest_auth_t *au = req->user;
+    if (au && !au->t_parsed) au->t_parsed = core_now_ns();
 }
 
 void rest_respond_error(http_req_t *req, const core_err_t *e)
@@ -173,6 +252,7 @@ const char *rest_headers_json(http_req_t *req)
         str_t n = req->headers[i].name;
         char lower[256];
         if (n.len >= sizeof(lower)) continue;
+        if (str_eq_nocase(n, STR_LIT("Cookie"))) continue; /* in request.cookies, as PostgREST does */
         for (size_t k = 0; k < n.len; k++)
             lower[k] = (n.ptr[k] >= 'A' && n.ptr[k] <= 'Z') ? (char)(n.ptr[k] + 32) : n.ptr[k];
         /* A repeated header keeps its last value (duplicate keys would confuse ->>). */
@@ -191,12 +271,206 @@ const char *rest_headers_json(http_req_t *req)
     return s;
 }
 
+/* request.cookies: the Cookie header's name=value pairs as a JSON object (a repeated name
+ * keeps its last value), "{}" without one. Values are passed as sent. */
+const char *rest_cookies_json(http_req_t *req)
+{
+    str_t ck = http_req_header(req, STR_LIT("Cookie"));
+    if (!ck.ptr || ck.len == 0) return "{}";
+    enum { MAX_COOKIES = 256 };
+    str_t names[MAX_COOKIES], values[MAX_COOKIES];
+    size_t n = 0, start = 0;
+    for (size_t i = 0; i <= ck.len && n < MAX_COOKIES; i++) {
+        if (i < ck.len && ck.ptr[i] != ';') continue;
+        str_t item = {ck.ptr + start, i - start};
+        start = i + 1;
+        while (item.len && (item.ptr[0] == ' ' || item.ptr[0] == '\t')) {
+            item.ptr++;
+            item.len--;
+        }
+        while (item.len && (item.ptr[item.len - 1] == ' ' || item.ptr[item.len - 1] == '\t')) item.len--;
+        if (item.len == 0) continue;
+        long eq = str_find_char(item, '=');
+        str_t name = eq < 0 ? item : (str_t){item.ptr, (size_t)eq};
+        str_t value = eq < 0 ? STR_LIT("") : (str_t){item.ptr + eq + 1, item.len - (size_t)eq - 1};
+        while (name.len && name.ptr[name.len - 1] == ' ') name.len--;
+        size_t k = 0;
+        while (k < n && !str_eq(names[k], name)) k++;
+        names[k] = name;
+        values[k] = value;
+        if (k == n) n++;
+    }
+    core_buf_t b;
+    core_buf_init(&b, ck.len * 6 + 64);
+    core_buf_append_char(&b, '{');
+    for (size_t k = 0; k < n; k++) {
+        if (k) core_buf_append_char(&b, ',');
+        core_buf_append_json(&b, names[k]);
+        core_buf_append_char(&b, ':');
+        core_buf_append_json(&b, values[k]);
+    }
+    core_buf_append_char(&b, '}');
+    char *out = core_buf_status(&b) == CORE_OK ? core_arena_strdup(req->arena, core_buf_str(&b)) : NULL;
+    core_buf_free(&b);
+    return out;
+}
+
+/* Appends item to a comma list in b as a quoted identifier (search_path syntax). */
+static void append_path_item(core_buf_t *b, str_t item)
+{
+    while (item.len && (item.ptr[0] == ' ' || item.ptr[0] == '\t')) {
+        item.ptr++;
+        item.len--;
+    }
+    while (item.len && (item.ptr[item.len - 1] == ' ' || item.ptr[item.len - 1] == '\t')) item.len--;
+    if (item.len == 0) return;
+    if (b->len) core_buf_append(b, ", ", 2);
+    /* A GUC value, not SQL text: the quoting only keeps odd names intact. */
+    rest_sql_ident(b, item);
+}
+
+/* search_path: the request's schema, then db-extra-search-path. */
+static const char *search_path(http_req_t *req, const core_config_t *cfg, str_t schema)
+{
+    core_buf_t b;
+    core_buf_init(&b, (size_t)16 * 1024);
+    append_path_item(&b, schema);
+    str_t extra = str_from_cstr(cfg->db_extra_search_path);
+    size_t start = 0;
+    for (size_t i = 0; extra.ptr && i <= extra.len; i++) {
+        if (i < extra.len && extra.ptr[i] != ',') continue;
+        append_path_item(&b, (str_t){extra.ptr + start, i - start});
+        start = i + 1;
+    }
+    const char *out = NULL;
+    if (core_buf_status(&b) == CORE_OK) out = b.len ? core_arena_strdup(req->arena, core_buf_str(&b)) : "\"\"";
+    core_buf_free(&b);
+    return out;
+}
+
+/* Whether db-hoisted-tx-settings lists `name`. */
+static bool hoisted(const core_config_t *cfg, str_t name)
+{
+    str_t all = str_from_cstr(cfg->db_hoisted_tx_settings);
+    size_t start = 0;
+    for (size_t i = 0; all.ptr && i <= all.len; i++) {
+        if (i < all.len && all.ptr[i] != ',') continue;
+        str_t item = {all.ptr + start, i - start};
+        start = i + 1;
+        while (item.len && item.ptr[0] == ' ') {
+            item.ptr++;
+            item.len--;
+        }
+        while (item.len && item.ptr[item.len - 1] == ' ') item.len--;
+        if (str_eq(item, name)) return true;
+    }
+    return false;
+}
+
+/* Settings for one side of the role switch: the first DB_CTX_SLOTS go to the context
+ * statement's slots, the rest into a JSON object for strata_set (see db.h). */
+typedef struct {
+    core_arena_t *arena;
+    const char *keys[DB_CTX_SLOTS], *values[DB_CTX_SLOTS];
+    size_t nslots;
+    core_buf_t json;
+    bool oom;
+} settings_t;
+
+static void settings_init(settings_t *s, core_arena_t *a)
+{
+    memset(s, 0, sizeof(*s));
+    s->arena = a;
+    core_buf_init(&s->json, (size_t)64 * 1024);
+}
+
+static void settings_add(settings_t *s, str_t key, str_t value)
+{
+    if (s->nslots < DB_CTX_SLOTS) {
+        const char *k = core_arena_strdup(s->arena, key), *v = core_arena_strdup(s->arena, value);
+        if (!k || !v) {
+            s->oom = true;
+            return;
+        }
+        s->keys[s->nslots] = k;
+        s->values[s->nslots] = v;
+        s->nslots++;
+        return;
+    }
+    core_buf_t *b = &s->json;
+    core_buf_append_char(b, b->len ? ',' : '{');
+    core_buf_append_json(b, key);
+    core_buf_append_char(b, ':');
+    core_buf_append_json(b, value);
+}
+
+/* Whether a claim name can be part of a setting name (PostgreSQL refuses the others). */
+static bool plain_identifier(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 63 || (k[0] >= '0' && k[0] <= '9')) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = k[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* db-use-legacy-gucs: request.jwt.claim.<name> for each top-level claim, as PostgREST
+ * before v10 set them: strings as their text, other values as JSON. Names that are not plain
+ * identifiers are skipped. The anonymous claims ({"role":"..."}) need no parser. */
+static void append_legacy_claims(settings_t *b, const char *claims)
+{
+    char name[96];
+    str_t c = str_from_cstr(claims);
+    if (str_eq(c, STR_LIT("{}"))) return;
+    json_error_t jerr;
+    json_t *root = json_loadb(c.ptr, c.len, 0, &jerr);
+    if (!root) return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (!plain_identifier(k) || !strcmp(k, "role")) continue; /* role: db_request_t.legacy_role */
+        int n = snprintf(name, sizeof(name), "request.jwt.claim.%s", k);
+        if (n < 0 || (size_t)n >= sizeof(name)) continue;
+        if (json_is_string(v)) {
+            settings_add(b, (str_t){name, (size_t)n}, (str_t){json_string_value(v), json_string_length(v)});
+            continue;
+        }
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text) {
+            b->oom = true;
+            break;
+        }
+        settings_add(b, (str_t){name, (size_t)n}, str_from_cstr(text));
+        free(text);
+    }
+    json_decref(root);
+}
+
+/* Closes the JSON object of the settings beyond the slots into the arena; NULL when there
+ * are none; *oom on allocation failure. */
+static const char *settings_finish(settings_t *s, bool *oom)
+{
+    core_buf_t *b = &s->json;
+    const char *out = NULL;
+    if (b->len) core_buf_append_char(b, '}');
+    if (core_buf_status(b) != CORE_OK || s->oom) *oom = true;
+    else if (b->len) out = core_arena_strdup(s->arena, core_buf_str(b));
+    if (b->len && !out) *oom = true;
+    core_buf_free(b);
+    return out;
+}
+
 /* ---- the database answer ------------------------------------------------------------------- */
 
 static void clear_result(void *p) { PQclear(p); }
 
 bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int nfields)
 {
+    rest_auth_t *au = req->user;
+    if (au) au->t_db = core_now_ns();
     if (err) {
         core_err_t e = rest_db_error(req, err);
         rest_respond_error(req, &e);
@@ -268,8 +542,8 @@ static void on_plan_done(void *arg, PGresult *res, const db_error_t *err);
 int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool read_only, bool rollback,
                 db_done_fn done, void *arg)
 {
-    const rest_auth_t *au = req->user;
-    if (!au) {
+    rest_auth_t *au = req->user;
+    if (!au || !au->role) {
         rest_respond_simple(req, 500, "PGRST000", "request without an identity", STR_NULL);
         return CORE_EINVAL;
     }
@@ -290,21 +564,78 @@ int rest_submit(rest_env_t *env, http_req_t *req, const rest_stmt_t *st, bool re
         done = on_plan_done;
         arg = req;
     }
+    const core_config_t *cfg = env->cfg;
+    au->t_submit = core_now_ns();
+    bool oom = false;
+
+    /* Prefer: timezone= is applied when PostgreSQL knows the name; otherwise it is ignored,
+     * or refused under handling=strict. */
+    rest_prefer_t pref;
+    rest_prefer_parse(req, &pref);
+    str_t tz = STR_NULL;
+    if (pref.timezone.ptr) {
+        if (env->schema && db_schema_timezone_known(env->schema, pref.timezone)) {
+            tz = pref.timezone;
+        } else if (pref.strict) {
+            char smp[80];
+            rest_respond_simple(req, 400, "PGRST122", "Invalid preferences given with handling=strict",
+                                rest_arena_printf(req->arena, "Invalid preferences: timezone=%s",
+                                                  core_sample(pref.timezone, smp, sizeof(smp))));
+            return CORE_EINVAL;
+        }
+    }
+
+    /* The role's settings go before the role switch; the function's and the time zone after. */
+    const char *isolation = NULL;
+    settings_t pre, post;
+    settings_init(&pre, req->arena);
+    settings_init(&post, req->arena);
+    const db_role_settings_t *rs = env->schema ? db_schema_role_settings(env->schema, str_from_cstr(au->role)) : NULL;
+    if (rs) {
+        for (size_t i = 0; i < rs->nsettings; i++) settings_add(&pre, rs->settings[i].key, rs->settings[i].value);
+        if (rs->isolation.ptr) isolation = rs->isolation.ptr;
+    }
+    if (au->func) {
+        for (size_t i = 0; i < au->func->nsettings; i++)
+            if (hoisted(cfg, au->func->settings[i].key))
+                settings_add(&post, au->func->settings[i].key, au->func->settings[i].value);
+        if (au->func->isolation.ptr) isolation = au->func->isolation.ptr;
+    }
+    if (tz.ptr) settings_add(&post, STR_LIT("timezone"), tz);
+    /* The anonymous claims are just {"role": ...}: no parsing needed. */
+    bool anon_claims = !au->authenticated && !strncmp(au->claims_json, "{\"role\":", 8);
+    if (cfg->db_use_legacy_gucs && !anon_claims) append_legacy_claims(&post, au->claims_json);
+    const char *pre_json = settings_finish(&pre, &oom);
+    const char *post_json = settings_finish(&post, &oom);
+    if (tz.ptr) au->timezone = tz;
+
     db_request_t dr = {
         .role = au->role,
         .claims_json = au->claims_json,
         .method = core_arena_strdup(req->arena, req->method),
         .path = core_arena_strdup(req->arena, req->path),
         .headers_json = rest_headers_json(req),
+        .cookies_json = rest_cookies_json(req),
+        .search_path = search_path(req, cfg, au->schema),
+        .pre_settings_json = pre_json,
+        .settings_json = post_json,
+        .isolation = isolation,
+        .legacy_role = cfg->db_use_legacy_gucs ? au->role : NULL,
         .read_only = read_only,
         .rollback = rollback,
-        .pre_sql = env->pre_request_sql,
+        /* A copy: the pool may send it after a config reload replaced env's. */
+        .pre_sql = env->pre_request_sql ? core_arena_strdup(req->arena, str_from_cstr(env->pre_request_sql)) : NULL,
         .sql = sql,
         .nparams = st->nparams,
         .params = st->params,
     };
+    memcpy(dr.pre_keys, pre.keys, sizeof(dr.pre_keys));
+    memcpy(dr.pre_values, pre.values, sizeof(dr.pre_values));
+    memcpy(dr.post_keys, post.keys, sizeof(dr.post_keys));
+    memcpy(dr.post_values, post.values, sizeof(dr.post_values));
     int rc = CORE_ENOMEM;
-    if (dr.claims_json && dr.method && dr.path && dr.headers_json)
+    if (!oom && dr.claims_json && dr.method && dr.path && dr.headers_json && dr.cookies_json && dr.search_path &&
+        (dr.pre_sql || !env->pre_request_sql))
         rc = env->collect ? rest_batch_collect(env, &dr, done, arg) : db_pool_submit(env->pool, &dr, done, arg);
     if (rc == CORE_OK) return CORE_OK;
     if (rc == CORE_ENOMEM) rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
@@ -422,6 +753,13 @@ static void handle_options(http_req_t *req)
 {
     http_header_t h[8];
     size_t n = rest_cors_headers(req, h);
+    const rest_auth_t *au = req->user;
+    if (!origin_allowed(au && au->env ? au->env->cfg : NULL, http_req_header(req, STR_LIT("Origin")))) {
+        /* A preflight from an origin that is not allowed: no Access-Control-Allow-*. */
+        h[n++] = (http_header_t){STR_LIT("Allow"), STR_LIT("OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE")};
+        http_respond(req, 200, h, n, STR_NULL);
+        return;
+    }
     h[n++] = (http_header_t){STR_LIT("Access-Control-Allow-Methods"),
                              STR_LIT("GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD")};
     str_t want = http_req_header(req, STR_LIT("Access-Control-Request-Headers"));
@@ -508,6 +846,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
     core_err_t err = {0};
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
     if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
+    rest_mark_parsed(req);
     if (rc == CORE_OK) {
         rest_query_set_media(&q, accept);
         long lo, hi;
@@ -541,11 +880,7 @@ static void handle_read(rest_env_t *env, http_req_t *req, const db_table_t *t, i
  * the request itself (401/500) and returns nonzero when it may not run at all. */
 static int identify(rest_env_t *env, http_req_t *req)
 {
-    rest_auth_t *au = core_arena_zalloc(req->arena, sizeof(*au));
-    if (!au) {
-        rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
-        return CORE_ENOMEM;
-    }
+    rest_auth_t *au = req->user;
     str_t authz = http_req_header(req, STR_LIT("Authorization"));
     const char *claims = NULL;
     if (authz.ptr && env->jwt) {
@@ -565,7 +900,12 @@ static int identify(rest_env_t *env, http_req_t *req)
             rest_respond_error(req, &e);
             return CORE_EINVAL;
         }
-        au->role = env->cfg->db_anon_role;
+        /* A copy: a config reload may replace env->cfg while the request runs. */
+        au->role = core_arena_strdup(req->arena, str_from_cstr(env->cfg->db_anon_role));
+        if (!au->role) {
+            rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
+            return CORE_ENOMEM;
+        }
     }
     if (!claims || !strcmp(claims, "{}")) {
         str_t c = rest_arena_printf(req->arena, "{\"role\":\"%s\"}", au->role);
@@ -576,14 +916,23 @@ static int identify(rest_env_t *env, http_req_t *req)
         rest_respond_simple(req, 503, "PGRST000", "Out of memory", STR_NULL);
         return CORE_ENOMEM;
     }
-    req->user = au;
     req->log_role = au->role;
+    au->t_auth = core_now_ns();
     return CORE_OK;
 }
 
 void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
 {
     bool get = str_eq(req->method, STR_LIT("GET")), head = str_eq(req->method, STR_LIT("HEAD"));
+    rest_auth_t *au = core_arena_zalloc(req->arena, sizeof(*au));
+    if (!au) {
+        http_respond(req, 503, NULL, 0, STR_NULL);
+        return;
+    }
+    au->env = env;
+    au->t_start = core_now_ns();
+    req->user = au;
+    req->extra_headers = rest_extra_headers;
     if (str_eq(req->method, STR_LIT("OPTIONS"))) {
         handle_options(req);
         return;
@@ -603,6 +952,7 @@ void rest_handle(rest_env_t *env, http_req_t *req, str_t path)
         respond_bad_schema(env, req);
         return;
     }
+    au->schema = schema;
     if (identify(env, req) != CORE_OK) return;
     int accept = rest_negotiate(http_req_header(req, STR_LIT("Accept")), path.len == 0);
     if (accept == ACCEPT_PLAN) accept = plan_request(env, req);

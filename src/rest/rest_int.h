@@ -142,21 +142,38 @@ bool rest_parse_range(str_t v, long *lo, long *hi);
 
 /* ---- responses and the database (handler.c) ----------------------------------------------- */
 
-/* Who a request runs as (req->user). */
+/* Who a request runs as, and the rest of its transaction context (req->user, in the
+ * arena; allocated by rest_handle before anything else, filled by identify()). */
 typedef struct {
-    const char *role;        /* the JWT's role or db-anon-role */
+    const char *role;        /* the JWT's role or db-anon-role (NULL until identified) */
     const char *claims_json; /* request.jwt.claims */
     bool authenticated;      /* a JWT with a role was presented (42501 → 403 instead of 401) */
     http_header_t *err_headers; /* set by RAISE SQLSTATE 'PGRST' (respond.c), sent with the error */
     size_t nerr_headers;
     const struct rest_plan *plan; /* Accept: application/vnd.pgrst.plan (NULL: run normally) */
+    const rest_env_t *env;   /* the worker's; read env->cfg where it is used (a config
+                              * reload may replace it between two callbacks) */
+    str_t schema;            /* the request's schema (first in search_path) */
+    const db_func_t *func;   /* RPC: the function called (its SET settings apply), or NULL */
+    str_t timezone;          /* Prefer: timezone= that was applied (ptr NULL: none) */
+    /* Server-Timing marks (core_now_ns; 0 = not reached) */
+    uint64_t t_start, t_auth, t_parsed, t_submit, t_db;
 } rest_auth_t;
+
+/* RPC: the function whose settings (CREATE FUNCTION ... SET, as far as
+ * db-hoisted-tx-settings allows, and its isolation level) apply to the transaction. */
+void rest_use_function(http_req_t *req, const db_func_t *f);
+/* Server-Timing: the request's query string and headers are parsed (the plan starts). */
+void rest_mark_parsed(http_req_t *req);
 
 void rest_respond_error(http_req_t *req, const core_err_t *e);
 void rest_respond_simple(http_req_t *req, int status, const char *code, const char *msg, str_t details);
 str_t rest_arena_printf(core_arena_t *a, const char *fmt, ...) CORE_PRINTF(2, 3);
-/* request.headers as JSON (lower-cased names), in the arena; NULL on OOM. */
+/* request.headers as JSON (lower-cased names, without Cookie), in the arena; NULL on OOM. */
 const char *rest_headers_json(http_req_t *req);
+/* request.cookies: the Cookie header's pairs as a JSON object ("{}" without one; a repeated
+ * name keeps its last value; at most 256 names), in the arena; NULL on OOM. */
+const char *rest_cookies_json(http_req_t *req);
 /* The common start of every db callback: answers err, or registers res on the request
  * arena and checks it is one row of at least nfields. True when the caller goes on. */
 bool rest_take_result(http_req_t *req, PGresult *res, const db_error_t *err, int nfields);

@@ -615,10 +615,12 @@ void rest_handle_rpc(rest_env_t *env, http_req_t *req, str_t schema, str_t name,
         return;
     }
     c->fn = chosen;
+    rest_use_function(req, chosen);
 
     rest_query_t q;
     int rc = rest_parse_query(req->arena, filters_qs, &q, &err);
     if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
+    rest_mark_parsed(req);
     if (rc == CORE_OK) {
         rest_query_set_media(&q, accept);
         c->offset = q.offset;

@@ -664,6 +664,7 @@ void rest_handle_write(rest_env_t *env, http_req_t *req, const db_table_t *t, in
     core_err_t err = {0};
     int rc = rest_parse_query(req->arena, req->query, &q, &err);
     if (rc == CORE_OK) rc = rest_query_allowed(env, &q, &err);
+    rest_mark_parsed(req);
     rest_stmt_t st;
     rest_query_set_media(&q, accept);
     if (rc == CORE_OK) rc = build_write(w, &q, body, q.columns, &st, &err);

@@ -528,9 +528,8 @@ test('argon2id at interactive limits runs off the event loop: other requests are
     for (const [st, j] of results) assert.equal(st, 200, JSON.stringify(j));
     assert.match(pg.psql(`select encrypted_password from auth.users where email = '${results[0][1].user.email}'`), /^\$argon2id\$v=19\$m=65536,t=2,/);
     console.log(`${answeredMeanwhile} requests answered during ${ms} ms of hashing`);
-    // Four hashes of ~0.25 s, at most one per worker at a time: the signups take a while, and
-    // the loops keep answering other requests in the meantime.
-    assert.ok(ms > 300, `4 interactive hashes took only ${ms} ms`);
+    // Four hashes of ~0.25 s each run on the thread pool: the loops keep answering other
+    // requests in the meantime (no assertion on the duration itself: that is the bench's job).
     assert.ok(answeredMeanwhile >= 3, `only ${answeredMeanwhile} requests answered during ${ms} ms of hashing`);
   } finally {
     const exit = await s4.stop();

@@ -1,5 +1,8 @@
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "test.h"
@@ -59,6 +62,15 @@ static void test_defaults(void)
     CHECK_INT(cfg.keepalive_timeout_s, 60);
     CHECK_INT(cfg.statement_timeout_ms, 0);
     CHECK(!cfg.demo);
+    CHECK_CSTR(cfg.db_extra_search_path, "public");
+    CHECK(cfg.db_use_legacy_gucs);
+    CHECK_CSTR(cfg.db_hoisted_tx_settings,
+               "statement_timeout,plan_filter.statement_cost_limit,default_transaction_isolation");
+    CHECK(!cfg.server_timing_enabled);
+    CHECK(cfg.server_unix_socket == NULL);
+    CHECK_CSTR(cfg.server_unix_socket_mode, "660");
+    CHECK_INT(core_config_unix_socket_mode(&cfg), 0660);
+    CHECK(cfg.server_cors_allowed_origins == NULL);
     CHECK_INT(core_config_validate(&cfg, err, sizeof(err)), CORE_OK);
     CHECK_INT(cfg.admin_server_port, 3001);
     core_config_free(&cfg); /* must not free the default literals */
@@ -396,6 +408,83 @@ static void test_validate(void)
     core_config_free(&cfg);
 }
 
+/* The request-context and operations settings: file, environment, validation. */
+static void test_context_settings(void)
+{
+    core_config_t cfg;
+    char err[256];
+    CHECK_INT(parse(&cfg,
+                    "db-extra-search-path = \"public, extensions\"\n"
+                    "db-use-legacy-gucs = false\n"
+                    "db-hoisted-tx-settings = \"statement_timeout\"\n"
+                    "server-timing-enabled = true\n"
+                    "server-unix-socket = \"/tmp/strata.sock\"\n"
+                    "server-unix-socket-mode = \"600\"\n"
+                    "server-cors-allowed-origins = \"http://a.example, http://b.example\"\n",
+                    err, sizeof(err)),
+              CORE_OK);
+    CHECK_CSTR(cfg.db_extra_search_path, "public, extensions");
+    CHECK(!cfg.db_use_legacy_gucs);
+    CHECK_CSTR(cfg.db_hoisted_tx_settings, "statement_timeout");
+    CHECK(cfg.server_timing_enabled);
+    CHECK_CSTR(cfg.server_unix_socket, "/tmp/strata.sock");
+    CHECK_INT(core_config_unix_socket_mode(&cfg), 0600);
+    CHECK_CSTR(cfg.server_cors_allowed_origins, "http://a.example, http://b.example");
+    CHECK_INT(core_config_validate(&cfg, err, sizeof(err)), CORE_OK);
+    /* An empty value unsets the optional lists (no extra schemas, nothing hoisted). */
+    char *env[] = {"PGRST_DB_EXTRA_SEARCH_PATH=", "PGRST_DB_HOISTED_TX_SETTINGS=", "PGRST_SERVER_TIMING_ENABLED=0",
+                   "PGRST_SERVER_UNIX_SOCKET_MODE=777", NULL};
+    CHECK_INT(core_config_apply_env(&cfg, env, err, sizeof(err)), CORE_OK);
+    CHECK(cfg.db_extra_search_path == NULL);
+    CHECK(cfg.db_hoisted_tx_settings == NULL);
+    CHECK(!cfg.server_timing_enabled);
+    CHECK_INT(core_config_unix_socket_mode(&cfg), 0777);
+    core_config_free(&cfg);
+
+    static const char *const bad[] = {"\"500\"", "\"800\"", "\"6600\"", "\"66\"", "\"abc\"", "\"0660\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "server-unix-socket-mode = %s\n", bad[i]);
+        CHECK_INT(parse(&cfg, text, err, sizeof(err)), CORE_OK);
+        CHECK_INT(core_config_unix_socket_mode(&cfg), -1);
+        CHECK_INT(core_config_validate(&cfg, err, sizeof(err)), CORE_EINVAL);
+        CHECK(strstr(err, "server-unix-socket-mode: must be an octal mode between 600 and 777") == err);
+        core_config_free(&cfg);
+    }
+}
+
+/* core_config_load: file then environment then validation; a failure leaves nothing owned. */
+static void test_load(void)
+{
+    core_config_t cfg;
+    char err[256];
+    char path[] = "/tmp/strata-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    CHECK(f != NULL);
+    fputs("db-max-rows = 5\nserver-timing-enabled = true\n", f);
+    fclose(f);
+    char *env[] = {"PGRST_DB_MAX_ROWS=7", NULL};
+    CHECK_INT(core_config_load(&cfg, path, env, err, sizeof(err)), CORE_OK);
+    CHECK_INT(cfg.db_max_rows, 7);
+    CHECK(cfg.server_timing_enabled);
+    CHECK_INT(cfg.admin_server_port, 3001); /* validated */
+    core_config_free(&cfg);
+    CHECK_INT(core_config_load(&cfg, NULL, env, err, sizeof(err)), CORE_OK);
+    CHECK_INT(cfg.db_max_rows, 7);
+    core_config_free(&cfg);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("db-max-rows = \"many\"\n", f);
+    fclose(f);
+    CHECK(core_config_load(&cfg, path, NULL, err, sizeof(err)) != CORE_OK);
+    CHECK_CSTR(err, "config file line 1: db-max-rows: \"many\" is not an integer");
+    unlink(path);
+    CHECK(core_config_load(&cfg, path, NULL, err, sizeof(err)) != CORE_OK);
+    CHECK(strstr(err, "cannot open") != NULL);
+}
+
 /* Every allocation failure is reported, never a crash or a leak (ASan checks the latter). */
 static void test_alloc_failure(void)
 {
@@ -428,6 +517,8 @@ int main(void)
     test_file_errors();
     test_env();
     test_validate();
+    test_context_settings();
+    test_load();
     test_alloc_failure();
     TEST_MAIN_END();
 }
