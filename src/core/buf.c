@@ -37,7 +37,7 @@ static bool reserve(core_buf_t *b, size_t n)
     }
     size_t need = b->len + n + 1;
     if (need <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : 1024; /* most statements and JSON texts fit at once */
     while (cap < need) cap *= 2;
     if (cap > b->max + 1) cap = b->max + 1;
     char *p = core_realloc(b->ptr, cap);

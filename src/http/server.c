@@ -107,6 +107,7 @@ struct http_conn {
     bool reading;          /* uv_read_start active */
     bool owned;            /* the handler owns c->req */
     bool final_pending;    /* final_w is queued; its callback ends the request */
+    http_conn_t *done_next; /* in the server's list of final writes that completed at once */
     bool continue_pending; /* continue_w is queued */
     bool keep_alive;       /* the current request allows another one after it */
     bool msg_ready;        /* on_message_complete paused the parser on a whole request */
@@ -188,7 +189,9 @@ struct http_server {
     char date[64];
     http_stats_t stats;
     core_buf_t alog;          /* access-log lines not yet written */
-    uv_prepare_t alog_flush;  /* writes them before the loop waits for I/O */
+    uv_prepare_t alog_flush;  /* before the loop waits for I/O: ends the requests whose final
+                               * write completed at once, then writes the access log */
+    http_conn_t *done_head;   /* those connections (each holds a reference) */
     char alog_ts[40];         /* the last timestamp formatted, and its millisecond */
     uint64_t alog_ts_ms;
 };
@@ -307,7 +310,24 @@ static void alog_write(http_server_t *s)
     core_buf_reset(&s->alog);
 }
 
-static void on_alog_flush(uv_prepare_t *h) { alog_write(h->data); }
+static void on_final_written(uv_write_t *w, int status);
+static void conn_unref(http_conn_t *c);
+
+/* Ends the requests whose final write went out at once (see conn_write_final). Ending one
+ * may start the connection's next pipelined request, whose answer may land here again: the
+ * loop runs until the list is empty, so nothing waits for the next I/O event. */
+static void on_alog_flush(uv_prepare_t *h)
+{
+    http_server_t *s = h->data;
+    while (s->done_head) {
+        http_conn_t *c = s->done_head;
+        s->done_head = c->done_next;
+        c->done_next = NULL;
+        on_final_written(&c->final_w, 0);
+        conn_unref(c);
+    }
+    alog_write(s);
+}
 
 static void record_request(http_server_t *s, int status, uint64_t bytes, uint64_t start_ns,
                            const http_req_t *r)
@@ -547,7 +567,7 @@ static int on_message_begin(http_parser *p)
     c->chunked = false;
     c->body = NULL;
     c->body_len = c->body_cap = 0;
-    c->arena = core_arena_create(4096);
+    c->arena = core_arena_create(8192); /* a request with a JWT and its statement fits */
     if (!c->arena) return perr_503(c);
     c->req = core_arena_zalloc(c->arena, sizeof(*c->req));
     if (!c->req) return perr_503(c);
@@ -955,6 +975,36 @@ static void conn_write_final(http_conn_t *c, uv_buf_t *bufs, unsigned nbufs)
 {
     c->final_w.data = c;
     c->final_pending = true;
+    /* Try the write right away: when it all goes out (the usual case), the request ends
+     * before the loop next waits, without a write request — libuv would otherwise re-arm
+     * the socket's epoll registration (one epoll_ctl) for every response. */
+    uv_buf_t rest[8];
+    unsigned nrest = 0;
+    int n = nbufs <= 8 ? uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs) : UV_EAGAIN;
+    if (n >= 0) {
+        size_t done = (size_t)n;
+        for (unsigned i = 0; i < nbufs; i++) {
+            if (done >= bufs[i].len) {
+                done -= bufs[i].len;
+                continue;
+            }
+            rest[nrest++] = uv_buf_init(bufs[i].base + done, (unsigned)(bufs[i].len - done));
+            done = 0;
+        }
+        if (nrest == 0) {
+            c->refs++; /* released once the request has ended in on_alog_flush */
+            c->done_next = c->srv->done_head;
+            c->srv->done_head = c;
+            return;
+        }
+        bufs = rest;
+        nbufs = nrest;
+    } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+        c->final_pending = false;
+        LOG_DEBUG("http: write failed: %s", uv_strerror(n));
+        conn_close(c); /* ends the request too */
+        return;
+    }
     int rc = uv_write(&c->final_w, (uv_stream_t *)&c->tcp, bufs, nbufs, on_final_written);
     if (rc != 0) {
         c->final_pending = false;
@@ -1408,7 +1458,7 @@ static int server_start(uv_loop_t *loop, int fd, bool is_unix, int bound, const 
     s->listener.data = s->grace_timer.data = s->retry_timer.data = s->alog_flush.data = s;
     s->handles = 4;
     core_buf_init(&s->alog, (size_t)HTTP_ALOG_FLUSH * 4);
-    if (s->limits.access_log) (void)uv_prepare_start(&s->alog_flush, on_alog_flush);
+    (void)uv_prepare_start(&s->alog_flush, on_alog_flush);
     rc = is_unix ? uv_pipe_open(&s->pipe_listener, fd) : uv_tcp_open(&s->listener, fd);
     if (rc != 0) close(fd);
     else rc = uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG, on_connection);
