@@ -77,7 +77,7 @@ typedef enum {
     X("strata-auth-rate-limit-per-min", auth_rate_limit_per_min, CFG_INT, 0, 1000000,      \
       NULL, 30) \
     X("db-extra-search-path", db_extra_search_path, CFG_STR_OPT, 0, 0, "public", 0)        \
-    X("db-use-legacy-gucs", db_use_legacy_gucs, CFG_BOOL, 0, 1, NULL, 1)                   \
+    X("db-use-legacy-gucs", db_use_legacy_gucs, CFG_BOOL, 0, 1, NULL, 0)                   \
     X("db-hoisted-tx-settings", db_hoisted_tx_settings, CFG_STR_OPT, 0, 0,                 \
       "statement_timeout,plan_filter.statement_cost_limit,default_transaction_isolation", 0) \
     X("server-timing-enabled", server_timing_enabled, CFG_BOOL, 0, 1, NULL, 0)             \

@@ -54,7 +54,7 @@ typedef struct {
     char *db_extra_search_path; /* db-extra-search-path: schemas after the request's own in
                                  * search_path, comma-separated; default "public"; "" = none */
     bool db_use_legacy_gucs;  /* db-use-legacy-gucs: also set request.jwt.claim.<name> (PostgREST
-                               * before v10); default true */
+                               * 9-11; v12 dropped them); default false */
     char *db_hoisted_tx_settings; /* db-hoisted-tx-settings: function settings (CREATE FUNCTION
                                    * ... SET) applied to the transaction; comma list */
     bool server_timing_enabled; /* server-timing-enabled: Server-Timing header; default false */

@@ -60,7 +60,7 @@ before(async () => {
     PGRST_DB_URI: pg.conninfo(), STRATA_DB_ADMIN_URI: pg.conninfo('postgres'), PGRST_DB_ANON_ROLE: 'anon',
     PGRST_JWT_SECRET: SECRET,
   };
-  a = await startStrata({ env: { ...base, PGRST_DB_EXTRA_SEARCH_PATH: 'public, ctx_ext' } });
+  a = await startStrata({ env: { ...base, PGRST_DB_EXTRA_SEARCH_PATH: 'public, ctx_ext', PGRST_DB_USE_LEGACY_GUCS: 'true' } });
 
   // b: a config file (reloaded below), a Unix socket with a stale socket file left in its
   // place, Server-Timing, restricted CORS, no legacy claim settings, only the isolation
@@ -75,7 +75,7 @@ before(async () => {
     args: [cfgFile],
     env: {
       ...base, PGRST_SERVER_UNIX_SOCKET: sock, PGRST_SERVER_TIMING_ENABLED: 'true',
-      PGRST_DB_USE_LEGACY_GUCS: 'false', PGRST_DB_HOISTED_TX_SETTINGS: 'default_transaction_isolation',
+      PGRST_DB_HOISTED_TX_SETTINGS: 'default_transaction_isolation', /* db-use-legacy-gucs: default false */
     },
   });
 });

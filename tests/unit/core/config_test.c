@@ -63,7 +63,7 @@ static void test_defaults(void)
     CHECK_INT(cfg.statement_timeout_ms, 0);
     CHECK(!cfg.demo);
     CHECK_CSTR(cfg.db_extra_search_path, "public");
-    CHECK(cfg.db_use_legacy_gucs);
+    CHECK(!cfg.db_use_legacy_gucs);
     CHECK_CSTR(cfg.db_hoisted_tx_settings,
                "statement_timeout,plan_filter.statement_cost_limit,default_transaction_isolation");
     CHECK(!cfg.server_timing_enabled);
@@ -415,7 +415,7 @@ static void test_context_settings(void)
     char err[256];
     CHECK_INT(parse(&cfg,
                     "db-extra-search-path = \"public, extensions\"\n"
-                    "db-use-legacy-gucs = false\n"
+                    "db-use-legacy-gucs = true\n"
                     "db-hoisted-tx-settings = \"statement_timeout\"\n"
                     "server-timing-enabled = true\n"
                     "server-unix-socket = \"/tmp/strata.sock\"\n"
@@ -424,7 +424,7 @@ static void test_context_settings(void)
                     err, sizeof(err)),
               CORE_OK);
     CHECK_CSTR(cfg.db_extra_search_path, "public, extensions");
-    CHECK(!cfg.db_use_legacy_gucs);
+    CHECK(cfg.db_use_legacy_gucs);
     CHECK_CSTR(cfg.db_hoisted_tx_settings, "statement_timeout");
     CHECK(cfg.server_timing_enabled);
     CHECK_CSTR(cfg.server_unix_socket, "/tmp/strata.sock");
