@@ -50,6 +50,17 @@ static bool reserve(core_buf_t *b, size_t n)
     return true;
 }
 
+void core_buf_append_u64(core_buf_t *b, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < sizeof(d));
+    core_buf_append(b, d + sizeof(d) - n, n);
+}
+
 void core_buf_truncate(core_buf_t *b, size_t len)
 {
     if (len < b->len) b->len = len;
@@ -131,6 +142,12 @@ void core_buf_append_json(core_buf_t *b, str_t s)
     const unsigned char *p = (const unsigned char *)s.ptr;
     size_t i = 0, run = 0;
     while (i < s.len) {
+        /* fast path: printable ASCII other than '"' and '\\' is copied as it is */
+        size_t j = i;
+        while (j < s.len && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\') j++;
+        run += j - i;
+        i = j;
+        if (i == s.len) break;
         unsigned char c = p[i];
         size_t n = 1;
         const char *esc = NULL;

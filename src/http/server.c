@@ -351,16 +351,22 @@ static void record_request(http_server_t *s, int status, uint64_t bytes, uint64_
     }
     core_buf_t *j = &s->alog;
     size_t mark = j->len;
-    core_buf_appendf(j, "{\"time\":\"%s\",\"request_id\":", s->alog_ts);
+    core_buf_append_cstr(j, "{\"time\":\"");
+    core_buf_append_cstr(j, s->alog_ts);
+    core_buf_append_cstr(j, "\",\"request_id\":");
     if (r) core_buf_append_json(j, str_from_cstr(r->request_id));
     else core_buf_append_cstr(j, "null");
     core_buf_append_cstr(j, ",\"method\":");
     core_buf_append_json_or_null(j, r ? r->method : STR_NULL);
     core_buf_append_cstr(j, ",\"path\":");
     core_buf_append_json_or_null(j, r ? r->path : STR_NULL);
-    core_buf_appendf(j, ",\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_us\":%" PRIu64
-                        ",\"role\":",
-                     status, bytes, us);
+    core_buf_append_cstr(j, ",\"status\":");
+    core_buf_append_u64(j, (uint64_t)(status > 0 ? status : 0));
+    core_buf_append_cstr(j, ",\"bytes\":");
+    core_buf_append_u64(j, bytes);
+    core_buf_append_cstr(j, ",\"duration_us\":");
+    core_buf_append_u64(j, us);
+    core_buf_append_cstr(j, ",\"role\":");
     core_buf_append_json_or_null(j, str_from_cstr(r ? r->log_role : NULL));
     core_buf_append_cstr(j, "}\n");
     if (core_buf_status(j) != CORE_OK) { /* a line too long or no memory: drop it, keep the rest */

@@ -52,7 +52,10 @@ int rest_build_add_param(rest_build_t *x, str_t value)
 int rest_build_param(rest_build_t *x, str_t value)
 {
     int rc = rest_build_add_param(x, value);
-    if (rc == CORE_OK) core_buf_appendf(x->b, "$%d", x->nparams);
+    if (rc == CORE_OK) {
+        core_buf_append_char(x->b, '$');
+        core_buf_append_u64(x->b, (uint64_t)x->nparams);
+    }
     return rc;
 }
 

@@ -39,6 +39,14 @@ static void test_buf(void)
     core_buf_append_json(&b, (str_t){"a\"b\\c\n\x01\xff\xc3\xa9", 10});
     CHECK_STR(core_buf_str(&b), "\"a\\\"b\\\\c\\n\\u0001\xEF\xBF\xBD\xc3\xa9\"");
     core_buf_free(&b);
+    core_buf_init(&b, 1024); /* long plain runs around escapes, and numbers */
+    core_buf_append_json(&b, STR_LIT("Bearer abc.def-ghi_jkl \"q\" tail"));
+    core_buf_append_char(&b, ' ');
+    core_buf_append_u64(&b, 0);
+    core_buf_append_char(&b, ' ');
+    core_buf_append_u64(&b, 18446744073709551615u);
+    CHECK_STR(core_buf_str(&b), "\"Bearer abc.def-ghi_jkl \\\"q\\\" tail\" 0 18446744073709551615");
+    core_buf_free(&b);
 }
 
 static void test_arena(void)
