@@ -88,9 +88,10 @@ static int media_kind(str_t m, str_t params, bool root)
     return -1;
 }
 
-/* The first media range of Accept that Strata produces: its ACCEPT_* (the range itself in
+/* The first media range of Accept that Strata produces — or that is `custom`, a function's
+ * media-type domain (ACCEPT_CUSTOM; ptr NULL: none): its ACCEPT_* (the range itself in
  * *range_out), or -1. Commas and semicolons inside double quotes do not split. */
-static int each_range(str_t accept, bool root, str_t *range_out)
+static int each_range(str_t accept, bool root, str_t custom, str_t *range_out)
 {
     if (!accept.ptr) return -1;
     size_t start = 0;
@@ -102,7 +103,7 @@ static int each_range(str_t accept, bool root, str_t *range_out)
         long semi = params_start(r);
         str_t m = trim(semi >= 0 ? (str_t){r.ptr, (size_t)semi} : r);
         str_t params = semi >= 0 ? (str_t){r.ptr + semi + 1, r.len - (size_t)semi - 1} : STR_NULL;
-        int k = media_kind(m, params, root);
+        int k = custom.ptr && str_eq_nocase(m, custom) ? ACCEPT_CUSTOM : media_kind(m, params, root);
         if (k >= 0) {
             if (range_out) *range_out = r;
             return k;
@@ -114,33 +115,21 @@ static int each_range(str_t accept, bool root, str_t *range_out)
 int rest_negotiate(str_t accept, bool root)
 {
     if (!accept.ptr || accept.len == 0) return root ? ACCEPT_OPENAPI : ACCEPT_JSON;
-    return each_range(accept, root, NULL);
+    return each_range(accept, root, STR_NULL, NULL);
 }
 
 int rest_negotiate_custom(str_t accept, str_t custom)
 {
     if (str_eq(custom, STR_LIT("*/*"))) return ACCEPT_CUSTOM;
     if (!accept.ptr || accept.len == 0) return ACCEPT_JSON;
-    size_t start = 0;
-    bool inq = false;
-    for (size_t i = 0; i <= accept.len; i++) {
-        if (!separator(accept, i, ',', &inq)) continue;
-        str_t r = {accept.ptr + start, i - start};
-        start = i + 1;
-        long semi = params_start(r);
-        str_t m = trim(semi >= 0 ? (str_t){r.ptr, (size_t)semi} : r);
-        if (str_eq_nocase(m, custom)) return ACCEPT_CUSTOM;
-        int k = media_kind(m, semi >= 0 ? (str_t){r.ptr + semi + 1, r.len - (size_t)semi - 1} : STR_NULL, false);
-        if (k >= 0) return k;
-    }
-    return -1;
+    return each_range(accept, false, custom, NULL);
 }
 
 int rest_plan_parse(str_t accept, rest_plan_t *p)
 {
     memset(p, 0, sizeof(*p));
     str_t r = STR_NULL;
-    if (each_range(accept, false, &r) != ACCEPT_PLAN) return CORE_EINVAL;
+    if (each_range(accept, false, STR_NULL, &r) != ACCEPT_PLAN) return CORE_EINVAL;
     long semi = params_start(r);
     str_t m = trim(semi >= 0 ? (str_t){r.ptr, (size_t)semi} : r);
     str_t params = semi >= 0 ? (str_t){r.ptr + semi + 1, r.len - (size_t)semi - 1} : STR_NULL;

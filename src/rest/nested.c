@@ -131,6 +131,12 @@ int rest_nested_insert(rest_build_t *x, str_t body, bool *used, core_err_t *err)
 {
     *used = false;
     if (!x->schema) return CORE_OK;
+    /* Only a table that some foreign key references can have children: for the others the
+     * body is not parsed here (the insert path parses it anyway). */
+    bool referenced = false;
+    for (size_t i = 0; i < x->schema->nfks && !referenced; i++)
+        referenced = str_eq(x->schema->fks[i].fschema, x->table->schema) && str_eq(x->schema->fks[i].ftable, x->table->name);
+    if (!referenced) return CORE_OK;
     json_error_t jerr;
     json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) return CORE_OK; /* the plain insert path reports it */

@@ -30,8 +30,6 @@ typedef struct {
 int rest_build_add_param(rest_build_t *x, str_t value) CORE_WUR;
 /* Adds a parameter and appends "$n". */
 int rest_build_param(rest_build_t *x, str_t value) CORE_WUR;
-/* Appends the quoted column after checking `table` has it (42703 otherwise). */
-int rest_build_column(rest_build_t *x, str_t name) CORE_WUR;
 int rest_build_column_error(rest_build_t *x, str_t column);
 /* A column with its JSON path (none: the plain column). */
 int rest_build_field(rest_build_t *x, str_t name, const rest_json_op_t *ops, size_t nops) CORE_WUR;

@@ -80,14 +80,6 @@ int rest_build_unsupported(rest_build_t *x, const char *what)
     return CORE_EINVAL;
 }
 
-int rest_build_column(rest_build_t *x, str_t name)
-{
-    const db_column_t *c = db_table_column(x->table, name);
-    if (!c) return rest_build_column_error(x, name);
-    rest_sql_ident(x->b, c->name);
-    return CORE_OK;
-}
-
 /* A JSON key as a parameter; equal keys share one, so that the same path written in the
  * select list, GROUP BY and ORDER BY is the same expression to PostgreSQL. */
 static int build_key_param(rest_build_t *x, str_t key)
@@ -316,16 +308,13 @@ int rest_build_logic(rest_build_t *x, const rest_logic_t *l)
     return CORE_OK;
 }
 
+static const rest_select_t *embed_item(const rest_query_t *q, str_t name);
+
 /* Does the select list at this level embed `path`'s first segment? */
 static bool embeds(const rest_query_t *q, str_t path)
 {
     long dot = str_find_char(path, '.');
-    str_t head = dot < 0 ? path : (str_t){path.ptr, (size_t)dot};
-    for (size_t i = 0; i < q->nselect; i++) {
-        const rest_select_t *s = &q->select[i];
-        if (s->is_embed && (str_eq(s->name, head) || (s->alias.ptr && str_eq(s->alias, head)))) return true;
-    }
-    return false;
+    return embed_item(q, dot < 0 ? path : (str_t){path.ptr, (size_t)dot}) != NULL;
 }
 
 static int not_embedded(rest_build_t *x, str_t path)
@@ -341,7 +330,6 @@ static int not_embedded(rest_build_t *x, str_t path)
 }
 
 static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, bool as_value);
-static const rest_select_t *embed_item(const rest_query_t *q, str_t name);
 
 int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
 {
@@ -720,32 +708,28 @@ static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_selec
     rest_query_t cq;
     if ((rc = child_query(x->arena, q, it, &cq)) != CORE_OK) return rc;
     /* rel(*) or rel(): every column of the target */
-    rest_select_t *items = it->children;
-    size_t nitems = it->nchildren;
-    bool star = nitems == 0;
+    /* rel(*) or rel(): every column of the target, once per '*' */
+    static const rest_select_t STAR = {.star = true};
+    const rest_select_t *items = it->nchildren ? it->children : &STAR;
+    size_t nitems = it->nchildren ? it->nchildren : 1, nstars = 0;
     for (size_t i = 0; i < nitems; i++)
-        if (items[i].star) star = true;
-    if (star) {
-        size_t extra = r.target->ncolumns;
-        rest_select_t *v = core_arena_zalloc(x->arena, (nitems + extra) * sizeof(*v));
+        if (items[i].star) nstars++;
+    if (nstars) {
+        rest_select_t *v = core_arena_zalloc(x->arena, (nitems + nstars * r.target->ncolumns) * sizeof(*v));
         if (!v) return CORE_ENOMEM;
         size_t k = 0;
         for (size_t i = 0; i < nitems; i++) {
-            if (!items[i].star) {
-                v[k++] = items[i];
-                continue;
-            }
-            for (size_t c = 0; c < r.target->ncolumns; c++) v[k++].name = r.target->columns[c].name;
+            if (!items[i].star) v[k++] = items[i];
+            else
+                for (size_t c = 0; c < r.target->ncolumns; c++) v[k++].name = r.target->columns[c].name;
         }
-        if (nitems == 0)
-            for (size_t c = 0; c < r.target->ncolumns; c++) v[k++].name = r.target->columns[c].name;
         items = v;
         nitems = k;
     }
     for (size_t i = 0; i < nitems; i++) {
         const rest_select_t *c = &items[i];
         if (c->spread) return rest_build_unsupported(x, "A spread inside a spread is not supported yet");
-        if (c->is_embed && c->nchildren == 0 && !c->spread) continue;
+        if (c->is_embed && c->nchildren == 0) continue;
         rest_build_t cx;
         if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
         if ((*n)++) core_buf_append_cstr(x->b, ", ");

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { startPostgres, startStrata, sleep, root, tmpDir } from './lib/harness.mjs';
+import { startPostgres, startStrata, root, tmpDir, until } from './lib/harness.mjs';
 
 const SECRET = 'strata-context-secret-that-is-at-least-32-chars';
 let pg, a, b, dir, sock, cfgFile;
@@ -35,15 +35,6 @@ function unixFetch(p, { method = 'GET', headers = {}, body } = {}) {
     if (body !== undefined) req.write(body);
     req.end();
   });
-}
-
-async function until(fn, ms = 15000, what = 'condition') {
-  const t0 = Date.now();
-  for (;;) {
-    try { if (await fn()) return; } catch { /* keep trying */ }
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 // current_setting(name) as the request's transaction sees it, via GET /rpc/ctx_get.

@@ -6,16 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startStrata, sleep, tmpDir } from './lib/harness.mjs';
-
-async function until(fn, ms, what) {
-  const t0 = Date.now();
-  for (;;) {
-    try { if (await fn()) return; } catch { /* keep trying */ }
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { startStrata, tmpDir, until } from './lib/harness.mjs';
 
 function alive(pid) {
   try { process.kill(pid, 0); return true; } catch { return false; }

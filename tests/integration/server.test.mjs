@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startPostgres, startStrata, rawRequest, sleep, root, strataBin, tmpDir } from './lib/harness.mjs';
+import { startPostgres, startStrata, rawRequest, root, strataBin, tmpDir, until } from './lib/harness.mjs';
 
 let pg, strata;
 
@@ -24,15 +24,6 @@ after(async () => {
   if (pg) pg.cleanup();
   if (exit) assert.equal(exit.code, 0, `strata exit: ${JSON.stringify(exit)}\n${strata.log.slice(-4000)}`);
 });
-
-async function until(fn, ms = 15000, what = 'condition') {
-  const t0 = Date.now();
-  for (;;) {
-    try { if (await fn()) return; } catch { /* keep trying */ }
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 test('admin: /live, /ready, /metrics, /schema_cache', async () => {
   assert.equal((await fetch(`${strata.admin}/live`)).status, 200);

@@ -14,6 +14,16 @@ const isRoot = process.getuid && process.getuid() === 0;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Polls fn (errors count as "not yet") every 100 ms until it is truthy, or throws after ms.
+export async function until(fn, ms = 15000, what = 'condition') {
+  const t0 = Date.now();
+  for (;;) {
+    try { if (await fn()) return; } catch { /* keep trying */ }
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
