@@ -13,6 +13,17 @@ void core_buf_init(core_buf_t *b, size_t max)
     b->status = CORE_OK;
 }
 
+void core_buf_init_over(core_buf_t *b, char *mem, size_t cap)
+{
+    /* max = cap - 1 keeps len + n + 1 <= cap, so reserve() never reallocates mem */
+    b->ptr = mem;
+    b->len = 0;
+    b->cap = cap;
+    b->max = cap - 1;
+    b->status = CORE_OK;
+    mem[0] = '\0';
+}
+
 void core_buf_free(core_buf_t *b)
 {
     core_free(b->ptr);
@@ -135,6 +146,21 @@ static size_t utf8_seq(const unsigned char *s, size_t len)
     return n;
 }
 
+/* Whether any of the 8 bytes at p is a control character, '"', '\\' or not ASCII (the
+ * bit tricks of "Bit Twiddling Hacks": a byte below n, a zero byte after an xor). Exact
+ * for "any", which is all the caller needs. */
+static inline bool word_needs_escape(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t ctl = (w - 0x20 * ones) & ~w;
+    uint64_t q = w ^ (0x22 * ones), bs = w ^ (0x5C * ones);
+    q = (q - ones) & ~q;
+    bs = (bs - ones) & ~bs;
+    return ((w | ctl | q | bs) & high) != 0;
+}
+
 void core_buf_append_json(core_buf_t *b, str_t s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -142,8 +168,10 @@ void core_buf_append_json(core_buf_t *b, str_t s)
     const unsigned char *p = (const unsigned char *)s.ptr;
     size_t i = 0, run = 0;
     while (i < s.len) {
-        /* fast path: printable ASCII other than '"' and '\\' is copied as it is */
+        /* fast path: printable ASCII other than '"' and '\\' is copied as it is, eight
+         * bytes at a time while no byte of the word can need escaping */
         size_t j = i;
+        while (j + 8 <= s.len && !word_needs_escape(p + j)) j += 8;
         while (j < s.len && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\') j++;
         run += j - i;
         i = j;

@@ -105,6 +105,9 @@ typedef struct {
 } core_buf_t;
 
 void core_buf_init(core_buf_t *b, size_t max);
+/* A buffer over caller memory of cap (>= 1) bytes that never grows: an append that would
+ * not fit sets CORE_ELIMIT. Not for core_buf_free (the memory is the caller's). */
+void core_buf_init_over(core_buf_t *b, char *mem, size_t cap);
 void core_buf_free(core_buf_t *b);
 void core_buf_reset(core_buf_t *b);
 /* Cuts the contents back to len bytes (len <= b->len) and clears a sticky error. */

@@ -242,12 +242,11 @@ bool rest_parse_range(str_t v, long *lo, long *hi)
     return true;
 }
 
-/* request.headers as a JSON object with lower-cased names, as PostgREST sets it. */
-const char *rest_headers_json(http_req_t *req)
+/* Appends the request.headers object to b. */
+static void append_headers_json(core_buf_t *b, const http_req_t *req)
 {
-    core_buf_t b;
-    core_buf_init(&b, (size_t)256 * 1024);
-    core_buf_append_char(&b, '{');
+    core_buf_append_char(b, '{');
+    bool first = true;
     for (size_t i = 0; i < req->nheaders; i++) {
         str_t n = req->headers[i].name;
         char lower[256];
@@ -260,12 +259,31 @@ const char *rest_headers_json(http_req_t *req)
         for (size_t j = i + 1; j < req->nheaders; j++)
             if (str_eq_nocase(req->headers[j].name, n)) later = true;
         if (later) continue;
-        if (b.len > 1) core_buf_append_char(&b, ',');
-        core_buf_append_json(&b, (str_t){lower, n.len});
-        core_buf_append_char(&b, ':');
-        core_buf_append_json(&b, req->headers[i].value);
+        if (!first) core_buf_append_char(b, ',');
+        first = false;
+        core_buf_append_json(b, (str_t){lower, n.len});
+        core_buf_append_char(b, ':');
+        core_buf_append_json(b, req->headers[i].value);
     }
-    core_buf_append_char(&b, '}');
+    core_buf_append_char(b, '}');
+}
+
+/* request.headers as a JSON object with lower-cased names, as PostgREST sets it. Written
+ * straight into the arena when the headers need no escaping beyond a little slack (the
+ * usual case); otherwise through a growing buffer and copied. */
+const char *rest_headers_json(http_req_t *req)
+{
+    size_t est = 64;
+    for (size_t i = 0; i < req->nheaders; i++) est += req->headers[i].name.len + req->headers[i].value.len + 6;
+    core_buf_t b;
+    char *mem = est <= 16384 ? core_arena_alloc(req->arena, est) : NULL;
+    if (mem) {
+        core_buf_init_over(&b, mem, est);
+        append_headers_json(&b, req);
+        if (core_buf_status(&b) == CORE_OK) return mem;
+    }
+    core_buf_init(&b, (size_t)256 * 1024);
+    append_headers_json(&b, req);
     char *s = core_buf_status(&b) == CORE_OK ? core_arena_strdup(req->arena, core_buf_str(&b)) : NULL;
     core_buf_free(&b);
     return s;

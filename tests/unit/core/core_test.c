@@ -1,4 +1,6 @@
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/core.h"
 #include "test.h"
@@ -47,6 +49,42 @@ static void test_buf(void)
     core_buf_append_u64(&b, 18446744073709551615u);
     CHECK_STR(core_buf_str(&b), "\"Bearer abc.def-ghi_jkl \\\"q\\\" tail\" 0 18446744073709551615");
     core_buf_free(&b);
+}
+
+/* Every byte value at every offset of a 19-byte plain-ASCII string (so each lands in the
+ * word-at-a-time fast path, in its tail, and across word edges): the escaped text must be
+ * the plain text with just that byte escaped as a one-byte-at-a-time escaper would. */
+static void test_json_escape_every_byte(void)
+{
+    static const char plain[] = "abcdefghijklmnopqrs";
+    const size_t len = sizeof(plain) - 1;
+    int bad = 0;
+    for (unsigned v = 0; v < 256; v++) {
+        char esc[8];
+        if (v == '"') memcpy(esc, "\\\"", 3);
+        else if (v == '\\') memcpy(esc, "\\\\", 3);
+        else if (v == '\n') memcpy(esc, "\\n", 3);
+        else if (v == '\r') memcpy(esc, "\\r", 3);
+        else if (v == '\t') memcpy(esc, "\\t", 3);
+        else if (v < 0x20) snprintf(esc, sizeof(esc), "\\u%04x", v);
+        else if (v >= 0x80) memcpy(esc, "\xEF\xBF\xBD", 4); /* a lone byte is not UTF-8 */
+        else {
+            esc[0] = (char)v;
+            esc[1] = '\0';
+        }
+        for (size_t at = 0; at < len; at++) {
+            char in[32], want[64];
+            memcpy(in, plain, len);
+            in[at] = (char)v;
+            int n = snprintf(want, sizeof(want), "\"%.*s%s%s\"", (int)at, plain, esc, plain + at + 1);
+            core_buf_t b;
+            core_buf_init(&b, 1024);
+            core_buf_append_json(&b, (str_t){in, len});
+            if (n <= 0 || core_buf_status(&b) != CORE_OK || !str_eq(core_buf_str(&b), (str_t){want, (size_t)n})) bad++;
+            core_buf_free(&b);
+        }
+    }
+    CHECK_INT(bad, 0);
 }
 
 static void test_arena(void)
@@ -106,6 +144,7 @@ int main(void)
 {
     test_str();
     test_buf();
+    test_json_escape_every_byte();
     test_arena();
     test_alloc_failure();
     test_err();
