@@ -24,7 +24,20 @@ typedef struct {
     const db_table_t **cte_tables; /* embeds of these relations read the CTE of the same index */
     const char **cte_names;        /* (rows a nested insert wrote in this statement) */
     size_t ncte;
+    /* When the select list aggregates beside embeds or spreads, their values are computed
+     * per row in a lateral join named <alias>_d, to be grouped: ", <expr> as pgrst_d1, ..."
+     * (set by rest_build_select, written by whoever writes the FROM: rest_build_from,
+     * rest_build_from_item). */
+    const char *derived;
+    struct rest_derived_col *dcols; /* spread columns in derived: for order=rel(col) */
+    size_t ndcols;
 } rest_build_t;
+
+typedef struct rest_derived_col {
+    str_t rel;  /* the spread's name or alias at this level */
+    str_t name; /* the column's name in the response */
+    int index;  /* pgrst_d<index> */
+} rest_derived_col_t;
 
 /* Adds a parameter ($n = its position) without writing anything. */
 int rest_build_add_param(rest_build_t *x, str_t value) CORE_WUR;
@@ -47,6 +60,9 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q) CORE_WUR;
 int rest_build_order(rest_build_t *x, const rest_query_t *q) CORE_WUR;
 /* " from "schema"."table"". */
 void rest_build_from(rest_build_t *x);
+/* " from <source>" (SQL text naming x->alias: a relation or a FROM list), with x->derived's
+ * values joined beside it when the select list groups them. */
+void rest_build_from_item(rest_build_t *x, str_t source);
 str_t rest_like_pattern(core_arena_t *a, str_t v);
 str_t rest_array_literal(core_arena_t *a, const str_t *items, size_t n, bool like);
 

@@ -386,9 +386,14 @@ static int build_rpc(rpc_call_t *c, const rest_query_t *q, str_t args_json, str_
         if (rel) rc = rest_build_select(&x, q);
         else core_buf_append_char(&b, '*');
         if (rc == CORE_OK) {
-            core_buf_append_cstr(&b, " from pgrst_args, lateral ");
-            core_buf_append_str(&b, core_buf_str(&call));
-            core_buf_append_cstr(&b, " pgrst_call");
+            core_buf_t src;
+            core_buf_init(&src, SQL_MAX);
+            core_buf_append_cstr(&src, "pgrst_args, lateral ");
+            core_buf_append_str(&src, core_buf_str(&call));
+            core_buf_append_cstr(&src, " pgrst_call");
+            if (core_buf_status(&src) == CORE_OK) rest_build_from_item(&x, core_buf_str(&src));
+            else rc = core_buf_status(&src);
+            core_buf_free(&src);
             core_buf_append_str(&b, core_buf_str(&where));
             if (rel) rc = rest_build_order(&x, q);
         }

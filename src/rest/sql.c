@@ -329,7 +329,10 @@ static int not_embedded(rest_build_t *x, str_t path)
     return CORE_EINVAL;
 }
 
-static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, bool as_value);
+/* How build_embed writes the embed: `<value> as name`, a test of whether it found rows
+ * (rel!inner, rel=is.null), the value alone, or the value as jsonb (to group by). */
+enum { EMBED_NAMED, EMBED_TEST, EMBED_VALUE, EMBED_JSONB };
+static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, int mode);
 
 int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
 {
@@ -338,7 +341,7 @@ int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
     for (size_t i = 0; i < q->nselect; i++) {
         if (!q->select[i].is_embed || !q->select[i].inner) continue;
         core_buf_append_cstr(x->b, n++ ? " and " : prefix);
-        int rc = build_embed(x, q, &q->select[i], true);
+        int rc = build_embed(x, q, &q->select[i], EMBED_TEST);
         if (rc != CORE_OK) return rc;
     }
     for (size_t i = 0; i < q->nfilters; i++) {
@@ -354,7 +357,7 @@ int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
              * embed found anything */
             bool want_null = str_eq_nocase(f->value, STR_LIT("null")) != f->negate;
             if (want_null) core_buf_append_cstr(x->b, "not ");
-            int rc = build_embed(x, q, e, true);
+            int rc = build_embed(x, q, e, EMBED_TEST);
             if (rc != CORE_OK) return rc;
             continue;
         }
@@ -377,6 +380,23 @@ int rest_build_conds(rest_build_t *x, const rest_query_t *q, const char *prefix)
 
 int rest_build_where(rest_build_t *x, const rest_query_t *q) { return rest_build_conds(x, q, " where "); }
 
+/* " cross join lateral (select <expr> as pgrst_d1, ...) as <alias>_d": the derived values
+ * of a grouping level, computed per row beside it (derived starts with ", "). */
+static void append_derived(core_buf_t *b, const char *alias, const char *derived)
+{
+    if (!derived) return;
+    core_buf_append_cstr(b, " cross join lateral (select ");
+    core_buf_append_cstr(b, derived + 2);
+    core_buf_appendf(b, ") as %s_d", alias);
+}
+
+void rest_build_from_item(rest_build_t *x, str_t source)
+{
+    core_buf_append_cstr(x->b, " from ");
+    core_buf_append_str(x->b, source);
+    append_derived(x->b, x->alias, x->derived);
+}
+
 void rest_build_from(rest_build_t *x)
 {
     core_buf_append_cstr(x->b, " from ");
@@ -386,6 +406,7 @@ void rest_build_from(rest_build_t *x)
     if (x->alias) {
         core_buf_append_cstr(x->b, " as ");
         core_buf_append_cstr(x->b, x->alias);
+        append_derived(x->b, x->alias, x->derived);
     }
 }
 
@@ -586,8 +607,9 @@ static void append_join(core_buf_t *b, const char *left, const str_t *lcols, con
     }
 }
 
-/* " from target as alias where <join to the parent>" for a resolved relationship. */
-static void append_rel_from(rest_build_t *x, const rel_t *r, const char *alias)
+/* " from target as alias where <join to the parent>" for a resolved relationship, with
+ * the target level's derived values (see rest_build_t) joined beside it. */
+static void append_rel_from(rest_build_t *x, const rel_t *r, const char *alias, const char *derived)
 {
     core_buf_t *b = x->b;
     if (r->kind == REL_FUNC) {
@@ -595,7 +617,9 @@ static void append_rel_from(rest_build_t *x, const rel_t *r, const char *alias)
         rest_sql_ident(b, r->func->schema);
         core_buf_append_char(b, '.');
         rest_sql_ident(b, r->func->name);
-        core_buf_appendf(b, "(%s) as %s where true", x->alias, alias);
+        core_buf_appendf(b, "(%s) as %s", x->alias, alias);
+        append_derived(b, alias, derived);
+        core_buf_append_cstr(b, " where true");
         return;
     }
     core_buf_append_cstr(b, " from ");
@@ -611,6 +635,7 @@ static void append_rel_from(rest_build_t *x, const rel_t *r, const char *alias)
     }
     core_buf_append_cstr(b, " as ");
     core_buf_append_cstr(b, alias);
+    append_derived(b, alias, derived);
     core_buf_append_cstr(b, " where ");
     if (r->kind == REL_M2O) {
         append_join(b, alias, r->fk->fcolumns, x->alias, r->fk->columns, r->fk->ncolumns);
@@ -639,6 +664,10 @@ static int enter_rel(rest_build_t *x, const rel_t *r, rest_build_t *cx)
     *cx = *x;
     cx->table = r->target;
     cx->alias = alias;
+    cx->group_by = NULL;
+    cx->derived = NULL;
+    cx->dcols = NULL;
+    cx->ndcols = 0;
     return CORE_OK;
 }
 
@@ -662,7 +691,7 @@ static int not_to_one(rest_build_t *x, const char *code, const char *what, str_t
     return CORE_EINVAL;
 }
 
-static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, bool as_value)
+static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, int mode)
 {
     if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
     rel_t r;
@@ -675,20 +704,21 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     core_buf_t *b = x->b;
 
     bool one = rel_one(&r);
-    if (as_value) core_buf_append_cstr(b, one ? "(" : "json_array_length(");
+    if (mode == EMBED_TEST) core_buf_append_cstr(b, one ? "(" : "json_array_length(");
     core_buf_append_cstr(b, one ? "(select row_to_json(pgrst_e) from (select "
-                                              : "(select coalesce(json_agg(pgrst_e), '[]') from (select ");
+                                : "(select coalesce(json_agg(pgrst_e), '[]') from (select ");
     rc = rest_build_select(&cx, &cq);
     if (rc != CORE_OK) return rc;
-    append_rel_from(x, &r, cx.alias);
+    append_rel_from(x, &r, cx.alias, cx.derived);
     /* the child's own conditions, with its parameters numbered after the parent's so far */
     if ((rc = rest_build_conds(&cx, &cq, " and ")) != CORE_OK) return rc;
     if ((rc = rest_build_order(&cx, &cq)) != CORE_OK) return rc;
     if (cq.limit >= 0) core_buf_appendf(b, " limit %ld", cq.limit);
     if (cq.offset > 0) core_buf_appendf(b, " offset %ld", cq.offset);
     core_buf_append_cstr(b, ") pgrst_e)");
-    if (as_value) core_buf_append_cstr(b, one ? ") is not null" : ") > 0");
-    if (!as_value) {
+    if (mode == EMBED_TEST) core_buf_append_cstr(b, one ? ") is not null" : ") > 0");
+    if (mode == EMBED_JSONB) core_buf_append_cstr(b, "::jsonb"); /* json has no equality to group by */
+    if (mode == EMBED_NAMED) {
         core_buf_append_cstr(b, " as ");
         rest_sql_ident(b, it->alias.ptr ? it->alias : it->name);
     }
@@ -696,68 +726,219 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
     return CORE_OK;
 }
 
-/* ...rel(cols) on a to-one relation: each of the child's items becomes a column of the
- * parent, "(select <item> from target where <join and the child's conditions>) as name". */
-static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, size_t *n)
+/* ---- spreads -------------------------------------------------------------------------------- */
+
+#define SPREAD_DEPTH_MAX 8
+
+/* The relationship of the spread `it` at x's level (to-one only), its child query, and its
+ * items with each '*' expanded to the target's columns. */
+static int spread_target(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, rel_t *r, rest_query_t *cq,
+                         const rest_select_t **items, size_t *nitems)
 {
     if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
-    rel_t r;
-    int rc = find_rel(x, it, it->hint, &r);
+    int rc = find_rel(x, it, it->hint, r);
     if (rc != CORE_OK) return rc;
-    if (!rel_one(&r)) return not_to_one(x, "PGRST119", "spread", it->name);
-    rest_query_t cq;
-    if ((rc = child_query(x->arena, q, it, &cq)) != CORE_OK) return rc;
-    /* rel(*) or rel(): every column of the target */
+    if (!rel_one(r)) return not_to_one(x, "PGRST119", "spread", it->name);
+    if ((rc = child_query(x->arena, q, it, cq)) != CORE_OK) return rc;
     /* rel(*) or rel(): every column of the target, once per '*' */
     static const rest_select_t STAR = {.star = true};
-    const rest_select_t *items = it->nchildren ? it->children : &STAR;
-    size_t nitems = it->nchildren ? it->nchildren : 1, nstars = 0;
-    for (size_t i = 0; i < nitems; i++)
-        if (items[i].star) nstars++;
-    if (nstars) {
-        rest_select_t *v = core_arena_zalloc(x->arena, (nitems + nstars * r.target->ncolumns) * sizeof(*v));
-        if (!v) return CORE_ENOMEM;
-        size_t k = 0;
-        for (size_t i = 0; i < nitems; i++) {
-            if (!items[i].star) v[k++] = items[i];
-            else
-                for (size_t c = 0; c < r.target->ncolumns; c++) v[k++].name = r.target->columns[c].name;
+    const rest_select_t *in = it->nchildren ? it->children : &STAR;
+    size_t n = it->nchildren ? it->nchildren : 1, nstars = 0;
+    for (size_t i = 0; i < n; i++)
+        if (in[i].star) nstars++;
+    if (!nstars) {
+        *items = in;
+        *nitems = n;
+        return CORE_OK;
+    }
+    rest_select_t *v = core_arena_zalloc(x->arena, (n + nstars * r->target->ncolumns) * sizeof(*v));
+    if (!v) return CORE_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in[i].star) v[k++] = in[i];
+        else
+            for (size_t c = 0; c < r->target->ncolumns; c++) v[k++].name = r->target->columns[c].name;
+    }
+    *items = v;
+    *nitems = k;
+    return CORE_OK;
+}
+
+/* The value of `leaf`, an item of the innermost spread of chain[0..depth), for one row of
+ * x's level: "(select <leaf> from target where <join and the spread's conditions>)", nested
+ * once per spread of the chain. An aggregate's argument is its column (with the cast before
+ * the aggregate); the caller applies the aggregate. */
+static int spread_value(rest_build_t *x, const rest_query_t *q, const rest_select_t *const *chain, size_t depth,
+                        const rest_select_t *leaf)
+{
+    rel_t r;
+    rest_query_t cq = {0};
+    const rest_select_t *items = NULL;
+    size_t nitems = 0;
+    int rc = spread_target(x, q, chain[0], &r, &cq, &items, &nitems);
+    if (rc != CORE_OK) return rc;
+    rest_build_t cx;
+    if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
+    core_buf_append_cstr(x->b, "(select ");
+    if (depth > 1) {
+        rc = spread_value(&cx, &cq, chain + 1, depth - 1, leaf);
+    } else if (leaf->is_embed) {
+        rest_select_t one = *leaf;
+        rest_query_t oq = cq;
+        oq.select = &one;
+        oq.nselect = 1;
+        rc = build_embed(&cx, &oq, &one, EMBED_VALUE);
+    } else {
+        rc = rest_build_field(&cx, leaf->name, leaf->json, leaf->njson);
+        if (rc == CORE_OK && leaf->cast.ptr) {
+            core_buf_append_cstr(x->b, "::");
+            core_buf_append_str(x->b, leaf->cast);
         }
-        items = v;
-        nitems = k;
+    }
+    if (rc != CORE_OK) return rc;
+    append_rel_from(x, &r, cx.alias, NULL);
+    if ((rc = rest_build_conds(&cx, &cq, " and ")) != CORE_OK) return rc;
+    core_buf_append_char(x->b, ')');
+    leave_rel(x, &cx);
+    return CORE_OK;
+}
+
+static const char *const AGG_SQL[] = {NULL, "count(", "sum(", "avg(", "min(", "max("};
+static const char *const AGG_NAME[] = {NULL, "count", "sum", "avg", "min", "max"};
+
+/* The name a select item answers under. */
+static str_t item_name(const rest_select_t *s)
+{
+    if (s->alias.ptr) return s->alias;
+    if (s->agg) return str_from_cstr(AGG_NAME[s->agg]);
+    return s->njson ? rest_json_name(s->name, s->json, s->njson) : s->name;
+}
+
+/* State of one select list while it is written (rest_build_select). */
+typedef struct {
+    bool agg;       /* the list aggregates: plain items are grouped */
+    bool derive;    /* ... beside embeds or spreads: their values go to a derived table */
+    size_t n;       /* items written */
+    core_buf_t *group;   /* " group by 1, 3" */
+    size_t ngroup;
+    core_buf_t *derived; /* ", <expr> as pgrst_d1, ..." */
+    int nderived;
+} sel_t;
+
+static void group_item(sel_t *st)
+{
+    core_buf_appendf(st->group, "%s%zu", st->ngroup++ ? ", " : " group by ", st->n);
+}
+
+/* Writes `expr_writer`'s value into the derived table as pgrst_d<k> and returns k. */
+static int derive_begin(rest_build_t *x, sel_t *st, core_buf_t **saved)
+{
+    *saved = x->b;
+    x->b = st->derived;
+    core_buf_append_cstr(x->b, ", ");
+    return ++st->nderived;
+}
+
+static void derive_end(rest_build_t *x, sel_t *st, core_buf_t *saved, int k)
+{
+    core_buf_appendf(st->derived, " as pgrst_d%d", k);
+    x->b = saved;
+}
+
+/* One leaf of a spread as an item of x's select list. */
+static int spread_leaf(rest_build_t *x, const rest_query_t *q, const rest_select_t *const *chain, size_t depth,
+                       const rest_select_t *leaf, sel_t *st)
+{
+    if (st->n++) core_buf_append_cstr(x->b, ", ");
+    str_t name = item_name(leaf);
+    if (leaf->agg && leaf->name.len == 0) { /* count() of the spread: the rows of this level */
+        core_buf_append_cstr(x->b, "count(*)");
+        if (leaf->agg_cast.ptr) {
+            core_buf_append_cstr(x->b, "::");
+            core_buf_append_str(x->b, leaf->agg_cast);
+        }
+        core_buf_append_cstr(x->b, " as ");
+        rest_sql_ident(x->b, name);
+        return CORE_OK;
+    }
+    if (!st->derive) { /* no grouping: the value in place */
+        int rc = spread_value(x, q, chain, depth, leaf);
+        if (rc != CORE_OK) return rc;
+        core_buf_append_cstr(x->b, " as ");
+        rest_sql_ident(x->b, name);
+        return CORE_OK;
+    }
+    core_buf_t *saved;
+    int k = derive_begin(x, st, &saved);
+    int rc = spread_value(x, q, chain, depth, leaf);
+    if (leaf->is_embed && rc == CORE_OK) core_buf_append_cstr(x->b, "::jsonb");
+    derive_end(x, st, saved, k);
+    if (rc != CORE_OK) return rc;
+    if (leaf->agg) {
+        core_buf_append_cstr(x->b, AGG_SQL[leaf->agg]);
+        core_buf_appendf(x->b, "%s_d.pgrst_d%d)", x->alias, k);
+        if (leaf->agg_cast.ptr) {
+            core_buf_append_cstr(x->b, "::");
+            core_buf_append_str(x->b, leaf->agg_cast);
+        }
+    } else {
+        core_buf_appendf(x->b, "%s_d.pgrst_d%d", x->alias, k);
+        group_item(st);
+        if (depth == 1) { /* order=rel(col) under the grouping reads this column */
+            rest_derived_col_t *d = core_arena_alloc(x->arena, (x->ndcols + 1) * sizeof(*d));
+            if (!d) return CORE_ENOMEM;
+            if (x->ndcols) memcpy(d, x->dcols, x->ndcols * sizeof(*d));
+            d[x->ndcols++] = (rest_derived_col_t){chain[0]->alias.ptr ? chain[0]->alias : chain[0]->name, name, k};
+            x->dcols = d;
+        }
+    }
+    core_buf_append_cstr(x->b, " as ");
+    rest_sql_ident(x->b, name);
+    return CORE_OK;
+}
+
+/* ...rel(cols) on a to-one relation: each of the child's items becomes an item of the
+ * parent (a spread inside it too, recursively). */
+static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_select_t **chain, size_t depth, sel_t *st)
+{
+    /* the items of the innermost spread, resolved level by level */
+    rest_build_t cur = *x;
+    rest_query_t curq = *q;
+    const rest_select_t *items = NULL;
+    size_t nitems = 0;
+    for (size_t k = 0; k < depth; k++) {
+        rel_t r;
+        rest_query_t cq = {0};
+        int rc = spread_target(&cur, &curq, chain[k], &r, &cq, &items, &nitems);
+        if (rc != CORE_OK) return rc;
+        rest_build_t next;
+        if ((rc = enter_rel(&cur, &r, &next)) != CORE_OK) return rc;
+        cur = next;
+        curq = cq;
     }
     for (size_t i = 0; i < nitems; i++) {
         const rest_select_t *c = &items[i];
-        if (c->spread) return rest_build_unsupported(x, "A spread inside a spread is not supported yet");
-        if (c->is_embed && c->nchildren == 0) continue;
-        rest_build_t cx;
-        if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
-        if ((*n)++) core_buf_append_cstr(x->b, ", ");
-        core_buf_append_cstr(x->b, "(select ");
-        if (c->is_embed) {
-            rest_select_t one = *c;
-            rest_query_t oq = cq;
-            oq.select = &one;
-            oq.nselect = 1;
-            rc = build_embed(&cx, &oq, &one, false);
-            /* build_embed names it; the outer "as" below names the spread column */
-            if (rc == CORE_OK) core_buf_append_cstr(x->b, " ");
+        int rc = CORE_OK;
+        if (c->spread) {
+            if (depth >= SPREAD_DEPTH_MAX) return rest_build_unsupported(x, "Spreads are nested too deeply");
+            chain[depth] = c;
+            rc = build_spread(x, q, chain, depth + 1, st);
+        } else if (c->is_embed && c->nchildren == 0) {
+            continue; /* rel(): used for filtering only */
         } else {
-            rc = rest_build_field(&cx, c->name, c->json, c->njson);
-            if (rc == CORE_OK && c->cast.ptr) {
-                core_buf_append_cstr(x->b, "::");
-                core_buf_append_str(x->b, c->cast);
-            }
+            rc = spread_leaf(x, q, chain, depth, c, st);
         }
         if (rc != CORE_OK) return rc;
-        append_rel_from(x, &r, cx.alias);
-        if ((rc = rest_build_conds(&cx, &cq, " and ")) != CORE_OK) return rc;
-        core_buf_append_cstr(x->b, ") as ");
-        str_t name = c->alias.ptr ? c->alias : c->njson ? rest_json_name(c->name, c->json, c->njson) : c->name;
-        rest_sql_ident(x->b, name);
-        leave_rel(x, &cx);
     }
     return CORE_OK;
+}
+
+/* Does the spread (or one inside it) aggregate? */
+static bool spread_aggregates(const rest_select_t *it)
+{
+    for (size_t i = 0; i < it->nchildren; i++)
+        if (it->children[i].agg || (it->children[i].spread && spread_aggregates(&it->children[i]))) return true;
+    return false;
 }
 
 /* The select item of this level that embeds `name` (by alias or relation name). */
@@ -778,6 +959,11 @@ static int build_related_order(rest_build_t *x, const rest_query_t *q, const res
 {
     const rest_select_t *it = embed_item(q, o->rel);
     if (!it) return not_embedded(x, o->rel);
+    for (size_t i = 0; i < x->ndcols && !o->njson; i++) /* a spread column under the grouping */
+        if (str_eq(x->dcols[i].rel, o->rel) && str_eq(x->dcols[i].name, o->column)) {
+            core_buf_appendf(x->b, "%s_d.pgrst_d%d", x->alias, x->dcols[i].index);
+            return CORE_OK;
+        }
     rel_t r;
     int rc = find_rel(x, it, it->hint, &r);
     if (rc != CORE_OK) return rc;
@@ -786,7 +972,7 @@ static int build_related_order(rest_build_t *x, const rest_query_t *q, const res
     if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
     core_buf_append_cstr(x->b, "(select ");
     if ((rc = rest_build_field(&cx, o->column, o->json, o->njson)) != CORE_OK) return rc;
-    append_rel_from(x, &r, cx.alias);
+    append_rel_from(x, &r, cx.alias, NULL);
     core_buf_append_char(x->b, ')');
     leave_rel(x, &cx);
     return CORE_OK;
@@ -802,9 +988,6 @@ static void append_star(rest_build_t *x)
     }
     core_buf_append_char(x->b, '*');
 }
-
-static const char *const AGG_SQL[] = {NULL, "count(", "sum(", "avg(", "min(", "max("};
-static const char *const AGG_NAME[] = {NULL, "count", "sum", "avg", "min", "max"};
 
 /* col.sum()::cast → sum("col")::cast as "sum"; count() → count(*) as "count". */
 static int build_aggregate(rest_build_t *x, const rest_select_t *s)
@@ -832,41 +1015,57 @@ static int build_aggregate(rest_build_t *x, const rest_select_t *s)
 
 int rest_build_select(rest_build_t *x, const rest_query_t *q)
 {
-    bool any = false, agg = false;
+    bool any = false;
+    sel_t st = {0};
+    bool nested = false; /* embeds or spreads beside the items */
     for (size_t i = 0; i < q->nselect; i++) {
-        if (!q->select[i].is_embed || q->select[i].nchildren || q->select[i].spread) any = true;
-        if (q->select[i].agg) agg = true;
+        const rest_select_t *s = &q->select[i];
+        if (!s->is_embed || s->nchildren || s->spread) any = true;
+        if (s->agg || (s->spread && spread_aggregates(s))) st.agg = true;
+        if (s->spread || (s->is_embed && s->nchildren)) nested = true;
     }
     x->group_by = NULL;
+    x->derived = NULL;
+    x->dcols = NULL;
+    x->ndcols = 0;
     if (!any) {
         append_star(x);
         return CORE_OK;
     }
-    core_buf_t g; /* the ordinals of the plain items, when the list aggregates */
+    st.derive = st.agg && nested;
+    core_buf_t g, d;
     core_buf_init(&g, 16384);
-    size_t n = 0, ngroup = 0;
+    core_buf_init(&d, SQL_MAX);
+    st.group = &g;
+    st.derived = &d;
     int rc = CORE_OK;
     for (size_t i = 0; i < q->nselect && rc == CORE_OK; i++) {
         const rest_select_t *s = &q->select[i];
         if (s->spread) {
-            size_t before = n;
-            rc = build_spread(x, q, s, &n);
-            for (size_t k = before; agg && k < n; k++) core_buf_appendf(&g, "%s%zu", ngroup++ ? ", " : " group by ", k + 1);
+            const rest_select_t *chain[SPREAD_DEPTH_MAX] = {s};
+            rc = build_spread(x, q, chain, 1, &st);
             continue;
         }
         if (s->is_embed && s->nchildren == 0) continue; /* rel(): used for filtering only */
-        if (n++) core_buf_append_cstr(x->b, ", ");
-        if (agg && !s->agg) {
+        if (st.n++) core_buf_append_cstr(x->b, ", ");
+        if (st.agg && !s->agg) {
             if (s->star) {
                 rc = rest_build_unsupported(x, "'*' cannot be combined with aggregate functions; name the columns to group by");
                 break;
             }
-            core_buf_appendf(&g, "%s%zu", ngroup++ ? ", " : " group by ", n);
+            group_item(&st);
         }
         if (s->agg) {
             rc = build_aggregate(x, s);
+        } else if (s->is_embed && st.derive) {
+            core_buf_t *saved;
+            int k = derive_begin(x, &st, &saved);
+            rc = build_embed(x, q, s, EMBED_JSONB);
+            derive_end(x, &st, saved, k);
+            core_buf_appendf(x->b, "%s_d.pgrst_d%d as ", x->alias, k);
+            rest_sql_ident(x->b, item_name(s));
         } else if (s->is_embed) {
-            rc = build_embed(x, q, s, false);
+            rc = build_embed(x, q, s, EMBED_NAMED);
         } else if (s->star) {
             append_star(x);
         } else {
@@ -882,11 +1081,12 @@ int rest_build_select(rest_build_t *x, const rest_query_t *q)
             }
         }
     }
-    if (rc == CORE_OK && ngroup) {
-        if (core_buf_status(&g) != CORE_OK) rc = core_buf_status(&g);
-        else if (!(x->group_by = core_arena_strdup(x->arena, core_buf_str(&g)))) rc = CORE_ENOMEM;
-    }
+    if (rc == CORE_OK && (core_buf_status(&g) != CORE_OK || core_buf_status(&d) != CORE_OK))
+        rc = core_buf_status(&g) != CORE_OK ? core_buf_status(&g) : core_buf_status(&d);
+    if (rc == CORE_OK && st.ngroup && !(x->group_by = core_arena_strdup(x->arena, core_buf_str(&g)))) rc = CORE_ENOMEM;
+    if (rc == CORE_OK && st.nderived && !(x->derived = core_arena_strdup(x->arena, core_buf_str(&d)))) rc = CORE_ENOMEM;
     core_buf_free(&g);
+    core_buf_free(&d);
     return rc;
 }
 

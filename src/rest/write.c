@@ -235,7 +235,7 @@ static int build_outer(write_call_t *w, rest_build_t *x, const rest_query_t *q)
     x->alias = "pgrst_source";
     int rc = rest_build_select(x, q);
     if (rc != CORE_OK) return rc;
-    core_buf_append_cstr(b, " from pgrst_source");
+    rest_build_from_item(x, STR_LIT("pgrst_source"));
     rc = rest_build_order(x, q);
     if (rc != CORE_OK) return rc;
     core_buf_append_cstr(b, ") _s");
