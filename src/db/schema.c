@@ -72,7 +72,11 @@ static const char CATALOG_SQL_HEAD[] =
     "   'pk', (select coalesce(json_agg(a.attname order by k.ord), '[]')"
     "     from pg_constraint con cross join lateral unnest(con.conkey) with ordinality k(attnum, ord)"
     "     join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum"
-    "     where con.conrelid = r.oid and con.contype = 'p')"
+    "     where con.conrelid = r.oid and con.contype = 'p'),"
+    "   'uniques', (select coalesce(json_agg((select json_agg(a.attname order by k.ord)"
+    "      from unnest(con.conkey) with ordinality k(attnum, ord)"
+    "      join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum)), '[]')"
+    "     from pg_constraint con where con.conrelid = r.oid and con.contype = 'u')"
     "  ) order by r.schema, r.name), '[]') from rels r),"
     " 'fks', (select coalesce(json_agg(json_build_object("
     "   'name', con.conname, 'schema', n1.nspname, 'table', c1.relname,"
@@ -210,6 +214,15 @@ static bool parse_tables(core_arena_t *a, json_t *arr, db_schema_t *s)
         t->kind = kind.ptr[0];
         t->insertable = json_is_true(json_object_get(o, "insertable"));
         if (!get_str_array(a, json_object_get(o, "pk"), &t->pk, &t->npk)) return false;
+        /* unique constraints (optional): column lists that make a foreign key one-to-one */
+        json_t *uq = json_object_get(o, "uniques");
+        if (json_is_array(uq) && json_array_size(uq) > 0) {
+            t->nuniques = json_array_size(uq);
+            t->uniques = core_arena_zalloc(a, t->nuniques * sizeof(*t->uniques));
+            if (!t->uniques) return false;
+            for (size_t k = 0; k < t->nuniques; k++)
+                if (!get_str_array(a, json_array_get(uq, k), &t->uniques[k].columns, &t->uniques[k].ncolumns)) return false;
+        }
         json_t *cols = json_object_get(o, "columns");
         if (!json_is_array(cols)) return false;
         t->ncolumns = json_array_size(cols);

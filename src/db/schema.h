@@ -30,6 +30,11 @@ typedef struct {
     size_t ncolumns;
     str_t *pk;         /* primary key column names in key order */
     size_t npk;
+    struct db_unique { /* unique constraints (not the primary key) */
+        str_t *columns;
+        size_t ncolumns;
+    } *uniques;
+    size_t nuniques;
 } db_table_t;
 
 typedef struct {

@@ -422,21 +422,32 @@ typedef struct {
     const db_func_t *func;   /* REL_FUNC: a computed relationship fn(parent row) returning target rows */
 } rel_t;
 
+/* Are the columns exactly the set `key` (in any order)? */
+static bool same_columns(const str_t *cols, size_t n, const str_t *key, size_t nkey)
+{
+    if (n != nkey || n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t k = 0; k < nkey && !found; k++) found = str_eq(cols[i], key[k]);
+        if (!found) return false;
+    }
+    return true;
+}
+
 /* Does the relationship give at most one row (an object rather than an array)? Many-to-one,
- * one-to-one (the child's foreign key is its primary key), and computed relationships that
- * do not return a set. */
+ * one-to-one (the child's foreign key is its primary key or a unique key), and computed
+ * relationships that do not return a set. */
 static bool rel_one(const rel_t *r)
 {
     if (r->kind == REL_M2O) return true;
     if (r->kind == REL_FUNC) return !r->func->retset;
-    if (r->kind != REL_O2M || r->target->npk != r->fk->ncolumns || r->fk->ncolumns == 0) return false;
-    for (size_t i = 0; i < r->fk->ncolumns; i++) {
-        bool in_pk = false;
-        for (size_t k = 0; k < r->target->npk; k++)
-            if (str_eq(r->fk->columns[i], r->target->pk[k])) in_pk = true;
-        if (!in_pk) return false;
-    }
-    return true;
+    if (r->kind != REL_O2M) return false;
+    /* one-to-one: the child's foreign key is its primary key or one of its unique keys */
+    const db_table_t *t = r->target;
+    if (same_columns(r->fk->columns, r->fk->ncolumns, t->pk, t->npk)) return true;
+    for (size_t u = 0; u < t->nuniques; u++)
+        if (same_columns(r->fk->columns, r->fk->ncolumns, t->uniques[u].columns, t->uniques[u].ncolumns)) return true;
+    return false;
 }
 
 static bool fk_from(const db_fk_t *f, const db_table_t *t) { return str_eq(f->schema, t->schema) && str_eq(f->table, t->name); }

@@ -1,5 +1,5 @@
 /* A small schema cache for the fuzz targets: tables with JSON and array columns, foreign
- * keys (many-to-one, one-to-many, one-to-one, many-to-many), a computed field and computed
+ * keys (many-to-one, one-to-many, one-to-one by primary and by unique key, many-to-many), a computed field and computed
  * relationships — so embeds, spreads and computed fields are reached by fuzzed input. */
 #ifndef STRATA_FUZZ_SCHEMA_H
 #define STRATA_FUZZ_SCHEMA_H
@@ -19,6 +19,8 @@ static const char FUZZ_SCHEMA_JSON[] =
     FUZZ_TABLE("chapters", FUZZ_COL("id", "integer") "," FUZZ_COL("novel_id", "integer") "," FUZZ_COL("words", "integer"), "\"id\"") ","
     FUZZ_TABLE("genres", FUZZ_COL("id", "integer") "," FUZZ_COL("name", "text"), "\"id\"") ","
     FUZZ_TABLE("items", FUZZ_COL("id", "bigint") "," FUZZ_COL("name", "text") "," FUZZ_COL("tags", "text[]") "," FUZZ_COL("data", "jsonb"), "\"id\"") ","
+    "{\"schema\":\"public\",\"name\":\"novel_covers\",\"kind\":\"r\",\"description\":null,\"insertable\":true,\"columns\":["
+    FUZZ_COL("id", "integer") "," FUZZ_COL("novel_id", "integer") "," FUZZ_COL("color", "text") "],\"pk\":[\"id\"],\"uniques\":[[\"novel_id\"]]},"
     FUZZ_TABLE("novel_genres", FUZZ_COL("novel_id", "integer") "," FUZZ_COL("genre_id", "integer"), "\"novel_id\",\"genre_id\"") ","
     FUZZ_TABLE("novel_stats", FUZZ_COL("novel_id", "integer") "," FUZZ_COL("sales", "integer"), "\"novel_id\"") ","
     FUZZ_TABLE("novels", FUZZ_COL("id", "integer") "," FUZZ_COL("title", "text") "," FUZZ_COL("publisher_id", "integer") "," FUZZ_COL("meta", "json"), "\"id\"") ","
@@ -27,6 +29,7 @@ static const char FUZZ_SCHEMA_JSON[] =
     FUZZ_FK("chapters_novel_id_fkey", "chapters", "novel_id", "novels", "id") ","
     FUZZ_FK("novels_publisher_id_fkey", "novels", "publisher_id", "publishers", "id") ","
     FUZZ_FK("novel_stats_novel_id_fkey", "novel_stats", "novel_id", "novels", "id") ","
+    FUZZ_FK("novel_covers_novel_id_fkey", "novel_covers", "novel_id", "novels", "id") ","
     FUZZ_FK("novel_genres_novel_id_fkey", "novel_genres", "novel_id", "novels", "id") ","
     FUZZ_FK("novel_genres_genre_id_fkey", "novel_genres", "genre_id", "genres", "id")
     "],\"view_fks\":[],\"functions\":["
