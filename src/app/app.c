@@ -268,14 +268,15 @@ static void metrics_write(app_t *app, core_buf_t *b)
     for (unsigned i = 0; i < app->nworkers; i++) {
         worker_t *w = &app->workers[i];
         if (!w->http || !w->pool) continue;
-        /* Counters of other workers are read without locks: a metrics scrape may be a few
-         * requests behind, never wrong in shape. */
-        const http_stats_t *s = http_server_stats(w->http);
-        for (int k = 1; k < 6; k++) by_class[k] += s->requests_by_class[k];
-        for (int k = 0; k < HTTP_LATENCY_NBUCKETS + 1; k++) buckets[k] += s->latency_buckets[k];
-        sum += s->latency_sum_us;
-        count += s->latency_count;
-        conns += s->connections_open;
+        /* Counters of other workers are read as relaxed atomics, without locks: a scrape may
+         * be a few requests behind (and its sums a request apart), never wrong in shape. */
+        http_stats_t s;
+        http_server_stats(w->http, &s);
+        for (int k = 1; k < 6; k++) by_class[k] += s.requests_by_class[k];
+        for (int k = 0; k < HTTP_LATENCY_NBUCKETS + 1; k++) buckets[k] += s.latency_buckets[k];
+        sum += s.latency_sum_us;
+        count += s.latency_count;
+        conns += s.connections_open;
         db_pool_stats_t ps;
         db_pool_stats(w->pool, &ps);
         total.size += ps.size;

@@ -7,6 +7,7 @@
 #define STRATA_CORE_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +92,16 @@ char *core_arena_strdup(core_arena_t *a, str_t s) CORE_WUR;
 int core_arena_defer(core_arena_t *a, void (*fn)(void *), void *arg) CORE_WUR;
 /* Total bytes handed out (for tests and metrics). */
 size_t core_arena_used(const core_arena_t *a);
+
+/* ---- counters shared for metrics ---------------------------------------------------------
+ * Written by one thread (a worker's loop), read by another (the admin server): relaxed
+ * atomics, which compile to the plain loads and stores of an ordinary counter but keep the
+ * cross-thread read well-defined. */
+typedef _Atomic uint64_t core_counter_t;
+static inline uint64_t core_counter_get(const core_counter_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
+static inline void core_counter_set(core_counter_t *c, uint64_t v) { atomic_store_explicit(c, v, memory_order_relaxed); }
+/* Single writer only: a load and a store, not a locked read-modify-write. */
+static inline void core_counter_add(core_counter_t *c, uint64_t n) { core_counter_set(c, core_counter_get(c) + n); }
 
 /* ---- bounded buffer -------------------------------------------------------------------
  * Growable byte buffer with a maximum size fixed at init. Appends past the maximum or

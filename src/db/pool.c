@@ -121,11 +121,14 @@ struct db_pool {
     unsigned open_handles;
     void (*on_closed)(void *);
     void *on_closed_arg;
-    uint64_t errors, queries;
+    /* for db_pool_stats, which /metrics calls from the admin thread: counted here, and the
+     * gauges published by pool_publish whenever the dispatcher or a failure changed them */
+    core_counter_t errors, queries, connected, busy, waiting;
 };
 
 static void conn_on_poll(uv_poll_t *h, int status, int events);
 static void conn_fail(db_conn_t *c, const char *why);
+static void pool_publish(db_pool_t *p);
 static void conn_start_connect(db_conn_t *c);
 static void pool_dispatch(db_pool_t *p);
 static void pool_maybe_finish_close(db_pool_t *p);
@@ -274,8 +277,8 @@ static void job_complete_one(db_pool_t *p, db_job_t *j)
         res = j->res;
         j->res = NULL;
     }
-    if (e.kind != DB_ERR_NONE) p->errors++;
-    p->queries++;
+    if (e.kind != DB_ERR_NONE) core_counter_add(&p->errors, 1);
+    core_counter_add(&p->queries, 1);
     j->done(j->arg, res, e.kind == DB_ERR_NONE ? NULL : &e);
     PQclear(j->err_res);
     PQclear(j->res);
@@ -593,7 +596,7 @@ static void conn_fail(db_conn_t *c, const char *why)
         LOG_ERROR("database connection failed: %s", msg);
         c->logged_failure = true;
     }
-    p->errors++;
+    core_counter_add(&p->errors, 1);
     conn_poll_close(c);
     if (c->pg) {
         PQfinish(c->pg);
@@ -627,6 +630,7 @@ static void conn_fail(db_conn_t *c, const char *why)
     uv_timer_start(&c->timer, conn_backoff_cb, c->backoff_ms, 0);
     /* Waiting requests must not sit out the acquire timeout when the database is gone. */
     if (p->down) pool_dispatch(p);
+    else pool_publish(p);
 }
 
 static void conn_start_connect(db_conn_t *c)
@@ -655,6 +659,19 @@ static db_job_t *wait_pop(db_pool_t *p)
     p->nwaiting--;
     j->next = NULL;
     return j;
+}
+
+/* The gauges db_pool_stats reports, from this loop's state. */
+static void pool_publish(db_pool_t *p)
+{
+    unsigned connected = 0, busy = 0;
+    for (unsigned i = 0; i < p->nconns; i++) {
+        if (p->conns[i].state == CS_READY) connected++;
+        if (p->conns[i].inflight) busy++;
+    }
+    core_counter_set(&p->connected, connected);
+    core_counter_set(&p->busy, busy);
+    core_counter_set(&p->waiting, p->nwaiting);
 }
 
 /* Sends waiting jobs to the least-loaded ready connections (or fails them when the
@@ -723,6 +740,7 @@ static void pool_dispatch(db_pool_t *p)
     }
     for (unsigned i = 0; i < p->nconns && i < 64; i++)
         if (wrote[i] && p->conns[i].state == CS_READY) conn_flush(&p->conns[i]);
+    pool_publish(p);
 }
 
 static void dispatch_cb(uv_check_t *h)
@@ -868,14 +886,12 @@ void db_pool_reset_statements(db_pool_t *p) { p->generation++; }
 void db_pool_stats(const db_pool_t *p, db_pool_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    out->size = p->nconns;
-    for (unsigned i = 0; i < p->nconns; i++) {
-        if (p->conns[i].state == CS_READY) out->connected++;
-        if (p->conns[i].inflight) out->busy++;
-    }
-    out->waiting = p->nwaiting;
-    out->errors = p->errors;
-    out->queries = p->queries;
+    out->size = p->nconns; /* fixed at creation */
+    out->connected = (unsigned)core_counter_get(&p->connected);
+    out->busy = (unsigned)core_counter_get(&p->busy);
+    out->waiting = (unsigned)core_counter_get(&p->waiting);
+    out->errors = core_counter_get(&p->errors);
+    out->queries = core_counter_get(&p->queries);
 }
 
 static void pool_handle_closed(uv_handle_t *h)

@@ -137,7 +137,7 @@ void http_stream_start(http_req_t *req, int status, const http_header_t *headers
 void http_stream_write(http_req_t *req, str_t chunk);
 void http_stream_end(http_req_t *req);
 
-/* Per-server counters for /metrics (read on the server's own loop or racily for metrics). */
+/* Per-server counters for /metrics, as copied by http_server_stats (from any thread). */
 typedef struct {
     uint64_t requests_by_class[6]; /* index status/100 (1xx..5xx), [0] unused */
     /* NOT cumulative: [i] counts requests with bounds[i-1] < duration <= bounds[i]
@@ -155,6 +155,6 @@ typedef struct {
 #define HTTP_LATENCY_NBUCKETS 11
 extern const uint64_t HTTP_LATENCY_BOUNDS_US[HTTP_LATENCY_NBUCKETS];
 
-const http_stats_t *http_server_stats(const http_server_t *srv);
+void http_server_stats(const http_server_t *srv, http_stats_t *out);
 
 #endif

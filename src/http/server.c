@@ -187,7 +187,10 @@ struct http_server {
     uint64_t rng;
     time_t date_sec;
     char date[64];
-    http_stats_t stats;
+    struct { /* http_stats_t's fields, written on this loop and read by http_server_stats */
+        core_counter_t requests_by_class[6], latency_buckets[HTTP_LATENCY_NBUCKETS + 1];
+        core_counter_t latency_sum_us, latency_count, connections_open;
+    } stats;
     core_buf_t alog;          /* access-log lines not yet written */
     uv_prepare_t alog_flush;  /* before the loop waits for I/O: ends the requests whose final
                                * write completed at once, then writes the access log */
@@ -334,13 +337,12 @@ static void record_request(http_server_t *s, int status, uint64_t bytes, uint64_
 {
     uint64_t now = core_now_ns();
     uint64_t us = (start_ns && now > start_ns) ? (now - start_ns) / 1000u : 0;
-    http_stats_t *st = &s->stats;
-    if (status >= 100 && status < 600) st->requests_by_class[status / 100]++;
+    if (status >= 100 && status < 600) core_counter_add(&s->stats.requests_by_class[status / 100], 1);
     size_t b = 0;
     while (b < HTTP_LATENCY_NBUCKETS && us > HTTP_LATENCY_BOUNDS_US[b]) b++;
-    st->latency_buckets[b]++;
-    st->latency_sum_us += us;
-    st->latency_count++;
+    core_counter_add(&s->stats.latency_buckets[b], 1);
+    core_counter_add(&s->stats.latency_sum_us, us);
+    core_counter_add(&s->stats.latency_count, 1);
     if (!s->limits.access_log) return;
 
     /* Lines are gathered per loop iteration and written with one write(2) (alog_flush). */
@@ -384,7 +386,7 @@ static void conn_free(http_conn_t *c)
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
-    s->stats.connections_open = s->nconns;
+    core_counter_set(&s->stats.connections_open, s->nconns);
     if (c->arena) core_arena_destroy(c->arena);
     core_buf_free(&c->text);
     core_buf_free(&c->spans);
@@ -1230,7 +1232,7 @@ static void accept_one(http_server_t *s)
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    s->stats.connections_open = s->nconns;
+    core_counter_set(&s->stats.connections_open, s->nconns);
     core_buf_init(&c->text, s->limits.max_header_bytes);
     core_buf_init(&c->spans, (s->limits.max_header_bytes / 4 + 8) * sizeof(hdr_span_t));
     core_buf_init(&c->chunk_body, s->limits.max_body_bytes);
@@ -1579,7 +1581,15 @@ unsigned http_server_inflight(const http_server_t *s) { return s ? s->inflight :
 
 int http_server_port(const http_server_t *s) { return s ? s->port : -1; }
 
-const http_stats_t *http_server_stats(const http_server_t *s) { return &s->stats; }
+void http_server_stats(const http_server_t *s, http_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int k = 0; k < 6; k++) out->requests_by_class[k] = core_counter_get(&s->stats.requests_by_class[k]);
+    for (int k = 0; k <= HTTP_LATENCY_NBUCKETS; k++) out->latency_buckets[k] = core_counter_get(&s->stats.latency_buckets[k]);
+    out->latency_sum_us = core_counter_get(&s->stats.latency_sum_us);
+    out->latency_count = core_counter_get(&s->stats.latency_count);
+    out->connections_open = core_counter_get(&s->stats.connections_open);
+}
 
 /* ---- requests and responses ------------------------------------------------------------ */
 

@@ -165,7 +165,9 @@ static void handler(http_req_t *req, void *udata)
 
 static void check_stats(http_server_t *s)
 {
-    const http_stats_t *st = http_server_stats(s);
+    http_stats_t copy;
+    http_server_stats(s, &copy);
+    const http_stats_t *st = &copy;
     uint64_t sum = 0;
     for (int i = 0; i <= HTTP_LATENCY_NBUCKETS; i++) sum += st->latency_buckets[i];
     uint64_t classes = 0;
