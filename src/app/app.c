@@ -585,7 +585,10 @@ int app_serve(core_config_t *cfg)
 
     const char *admin_conninfo;
     if (!cfg->db_uri) {
-        if (db_embedded_start(app.loop, cfg->data_dir, &app.embedded) != CORE_OK) goto fail;
+        /* every worker's pool, and room for the schema listener, migrations and psql */
+        unsigned workers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
+        unsigned need = (workers ? workers : 1) * (unsigned)(cfg->db_pool > 0 ? cfg->db_pool : 10) + 20;
+        if (db_embedded_start(app.loop, cfg->data_dir, need, &app.embedded) != CORE_OK) goto fail;
         app.conninfo = db_embedded_conninfo(app.embedded);
         admin_conninfo = cfg->db_admin_uri ? cfg->db_admin_uri : db_embedded_admin_conninfo(app.embedded);
         if (fill_embedded_defaults(&app, cfg) != CORE_OK) goto fail;

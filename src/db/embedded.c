@@ -54,6 +54,7 @@
 
 struct db_embedded {
     uv_loop_t *loop;
+    unsigned max_connections; /* written to strata.conf */
     char *data_dir;    /* absolute and canonical; jwt-secret and postgres.log live here */
     char *cluster_dir; /* PGDATA */
     char *socket_dir;
@@ -721,8 +722,9 @@ static int write_settings(db_embedded_t *e)
                             "wal_level = logical\n"
                             "max_wal_senders = 10\n"
                             "max_replication_slots = 10\n"
-                            "shared_buffers = 128MB\n",
-                            e->socket_dir);
+                            "shared_buffers = 128MB\n"
+                            "max_connections = %u\n",
+                            e->socket_dir, e->max_connections);
     core_buf_t b;
     core_buf_init(&b, 1u << 20);
     rc = CORE_ENOMEM;
@@ -1144,7 +1146,7 @@ static int bootstrap(db_embedded_t *e)
 
 static void on_sync_stop_done(void *arg) { *(bool *)arg = true; }
 
-int db_embedded_start(uv_loop_t *loop, const char *data_dir, db_embedded_t **out)
+int db_embedded_start(uv_loop_t *loop, const char *data_dir, unsigned max_connections, db_embedded_t **out)
 {
     int rc = CORE_ENOMEM;
     bool timers = false;
@@ -1158,6 +1160,7 @@ int db_embedded_start(uv_loop_t *loop, const char *data_dir, db_embedded_t **out
     if (!e) return CORE_ENOMEM;
     e->loop = loop;
     e->log_fd = -1;
+    e->max_connections = max_connections < 100 ? 100 : max_connections > 10000 ? 10000 : max_connections;
     e->backoff_ms = EMB_BACKOFF_MIN_MS;
 
     /* data_dir is the user's (or created here, 0755); its canonical path names the hash. */

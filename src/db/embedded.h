@@ -23,7 +23,9 @@ typedef struct db_embedded db_embedded_t;
  * <data_dir>/jwt-secret (mode 0600, 64 random hex chars) if missing. The supervisor that
  * restarts PostgreSQL when it exits unexpectedly runs on `loop`.
  * Returns 0 and *out, or a negative status after logging one clear line. */
-int db_embedded_start(uv_loop_t *loop, const char *data_dir, db_embedded_t **out) CORE_WUR;
+/* max_connections: what the cluster must accept (every worker's pool, the schema listener,
+ * migrations, a margin); below 100 (PostgreSQL's default) 100 is kept. */
+int db_embedded_start(uv_loop_t *loop, const char *data_dir, unsigned max_connections, db_embedded_t **out) CORE_WUR;
 
 /* libpq conninfo strings (owned by *e, valid until db_embedded_free):
  * the API's login role (authenticator) and the superuser for migrations. */

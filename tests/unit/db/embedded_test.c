@@ -184,7 +184,7 @@ static void test_reachable(uv_loop_t *loop)
     /* First start: initdb, start, bootstrap. */
     db_embedded_t *e = NULL;
     uint64_t t0 = core_now_ns();
-    CHECK_INT(db_embedded_start(loop, data, &e), CORE_OK);
+    CHECK_INT(db_embedded_start(loop, data, 150, &e), CORE_OK);
     printf("first start (initdb + start + bootstrap): %llu ms\n",
            (unsigned long long)ms_since(t0));
     if (!e) {
@@ -211,6 +211,9 @@ static void test_reachable(uv_loop_t *loop)
     if (v) CHECK_CSTR(v, "authenticator");
     v = query1(db_embedded_conninfo(e), "select current_database()");
     if (v) CHECK_CSTR(v, "strata");
+    /* room for every worker's pool: what the caller asked for (at least PostgreSQL's 100) */
+    v = query1(db_embedded_conninfo(e), "show max_connections");
+    if (v) CHECK_CSTR(v, "150");
     /* authenticator may switch to each API role (that is how requests run). */
     v = query1(db_embedded_conninfo(e),
                "select string_agg(r, ',' order by r) from unnest(array['anon','authenticated',"
@@ -267,7 +270,7 @@ static void test_reachable(uv_loop_t *loop)
     /* Second start: same cluster, no initdb, fast; data and secret survive. */
     e = NULL;
     t0 = core_now_ns();
-    CHECK_INT(db_embedded_start(loop, data, &e), CORE_OK);
+    CHECK_INT(db_embedded_start(loop, data, 0, &e), CORE_OK);
     printf("second start: %llu ms\n", (unsigned long long)ms_since(t0));
     if (e) {
         CHECK_CSTR(db_embedded_jwt_secret(e), secret);
@@ -282,7 +285,7 @@ static void test_reachable(uv_loop_t *loop)
      * and the dead postmaster's postmaster.pid stays behind for the next start. */
     e = NULL;
     bc = NULL;
-    CHECK_INT(db_embedded_start(loop, data, &e), CORE_OK);
+    CHECK_INT(db_embedded_start(loop, data, 0, &e), CORE_OK);
     if (e) {
         int pid = db_embedded_pid(e);
         bc = busy_backend(db_embedded_admin_conninfo(e), &busy);
@@ -308,7 +311,7 @@ static void test_reachable(uv_loop_t *loop)
     killer = kill_later(busy, 1500);
     e = NULL;
     t0 = core_now_ns();
-    CHECK_INT(db_embedded_start(loop, data, &e), CORE_OK);
+    CHECK_INT(db_embedded_start(loop, data, 0, &e), CORE_OK);
     printf("start after a killed postmaster (old backend for 1.5 s): %llu ms\n",
            (unsigned long long)ms_since(t0));
     CHECK(ms_since(t0) >= 1000);
@@ -326,7 +329,7 @@ static void test_reachable(uv_loop_t *loop)
         fclose(pf);
     }
     e = NULL;
-    CHECK_INT(db_embedded_start(loop, data, &e), CORE_OK);
+    CHECK_INT(db_embedded_start(loop, data, 0, &e), CORE_OK);
     if (e) stop_and_free(loop, e);
 
     /* A postmaster left running by an earlier run (Strata killed with -9): started here
@@ -342,7 +345,7 @@ static void test_reachable(uv_loop_t *loop)
         CHECK(orphan > 0);
         e = NULL;
         t0 = core_now_ns();
-        CHECK_INT(db_embedded_start(loop, data, &e), CORE_OK);
+        CHECK_INT(db_embedded_start(loop, data, 0, &e), CORE_OK);
         printf("start over a leftover postmaster: %llu ms\n", (unsigned long long)ms_since(t0));
         if (e) {
             CHECK(db_embedded_pid(e) != orphan);
@@ -357,7 +360,7 @@ static void test_reachable(uv_loop_t *loop)
     char bad[300];
     snprintf(bad, sizeof(bad), "%s/jwt-secret/sub", data);
     e = (db_embedded_t *)1;
-    CHECK(db_embedded_start(loop, bad, &e) < 0);
+    CHECK(db_embedded_start(loop, bad, 0, &e) < 0);
     CHECK(e == NULL);
 
     rm_rf(sockdir);
@@ -375,7 +378,7 @@ static void test_fallback(uv_loop_t *loop)
     snprintf(inside, sizeof(inside), "%s/pg", data);
     db_embedded_t *e = NULL;
     uint64_t t0 = core_now_ns();
-    CHECK_INT(db_embedded_start(loop, data, &e), CORE_OK);
+    CHECK_INT(db_embedded_start(loop, data, 0, &e), CORE_OK);
     printf("fallback first start: %llu ms\n", (unsigned long long)ms_since(t0));
     if (!e) {
         rm_rf(parent);
