@@ -585,9 +585,12 @@ int app_serve(core_config_t *cfg)
 
     const char *admin_conninfo;
     if (!cfg->db_uri) {
-        /* every worker's pool, and room for the schema listener, migrations and psql */
+        /* every worker's share of db-pool (rounded up, as worker_init does), and room for the
+         * schema listener, migrations and psql */
         unsigned workers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
-        unsigned need = (workers ? workers : 1) * (unsigned)(cfg->db_pool > 0 ? cfg->db_pool : 10) + 20;
+        if (workers == 0) workers = 1;
+        unsigned pool = cfg->db_pool > 0 ? (unsigned)cfg->db_pool : 10;
+        unsigned need = (pool + workers - 1) / workers * workers + 20;
         if (db_embedded_start(app.loop, cfg->data_dir, need, &app.embedded) != CORE_OK) goto fail;
         app.conninfo = db_embedded_conninfo(app.embedded);
         admin_conninfo = cfg->db_admin_uri ? cfg->db_admin_uri : db_embedded_admin_conninfo(app.embedded);

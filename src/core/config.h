@@ -23,7 +23,7 @@ typedef struct {
     char *server_host;        /* server-host / PGRST_SERVER_HOST; default "!4" */
     int server_port;          /* server-port / PGRST_SERVER_PORT; default 3000 */
     int admin_server_port;    /* admin-server-port / PGRST_ADMIN_SERVER_PORT; default port+1 */
-    int db_pool;              /* db-pool / PGRST_DB_POOL; default 10 (per worker) */
+    int db_pool;              /* db-pool / PGRST_DB_POOL; default 10 (per instance, split across workers) */
     int db_pool_acquisition_timeout_s; /* db-pool-acquisition-timeout; default 10 */
     long db_max_rows;         /* db-max-rows / PGRST_DB_MAX_ROWS; -1 = unlimited */
     char *db_channel;         /* db-channel; default "pgrst" */
