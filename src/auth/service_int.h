@@ -34,6 +34,8 @@ void auth_ratelimit_free(auth_ratelimit_t *rl);
 /* Takes one request for key at now_ms (a monotonic clock). Returns 0 when allowed, else
  * the whole seconds (>= 1) until the key may try again (Retry-After). */
 unsigned auth_ratelimit_take(auth_ratelimit_t *rl, str_t key, uint64_t now_ms);
+/* Changes the rate (a config reload); safe while other threads take. */
+void auth_ratelimit_set_rate(auth_ratelimit_t *rl, unsigned per_min);
 /* Entries in use (tests). */
 size_t auth_ratelimit_entries(auth_ratelimit_t *rl);
 
@@ -99,6 +101,8 @@ struct auth_hash_job {
     const char *password;   /* not NUL-terminated necessarily: password_len bytes */
     size_t password_len;
     const char *stored;     /* VERIFY: the stored hash string (NUL-terminated) */
+    unsigned long long ops; /* MAKE: argon2id limits; 0 = the hasher's own */
+    size_t mem;
     char hash[crypto_pwhash_STRBYTES]; /* MAKE: the result */
     bool verify_ok;         /* VERIFY: the result */
     int status;

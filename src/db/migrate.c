@@ -304,6 +304,48 @@ static const char *const AUTH_SQL[] = {
 };
 
 
+/* Migration 11: refresh tokens as GoTrue treats them (docs/auth.md). strata_refresh gains
+ * the reuse interval: a token revoked (rotated) less than that many seconds ago refreshes
+ * again instead of counting as reuse, so two tabs refreshing at once keep their session;
+ * later, reuse still ends the session. Each rotation also prunes the session's revoked
+ * tokens, keeping those revoked within the last 24 hours (GoTrue's cleanup keeps as long),
+ * at most the 50 most recent: that is the window reuse detection covers. */
+static const char *const AUTH_REFRESH_SQL[] = {
+    "drop function auth.strata_refresh(text, text);\n"
+    "create function auth.strata_refresh(p_old_hash text, p_new_hash text, p_reuse_interval int,\n"
+    "  out status text, out user_json jsonb, out session_id uuid)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare t auth.refresh_tokens; u auth.users;\n"
+    "begin\n"
+    "  select * into t from auth.refresh_tokens where token_hash = p_old_hash for update;\n"
+    "  if not found then status := 'refresh_token_not_found'; return; end if;\n"
+    "  if t.revoked then\n"
+    /* updated_at is when it was revoked (the trigger stamps the one update it gets). */
+    "    if coalesce(p_reuse_interval, 0) <= 0 or now() > t.updated_at + make_interval(secs => p_reuse_interval) then\n"
+    "      delete from auth.sessions where id = t.session_id;\n"
+    "      status := 'refresh_token_already_used';\n"
+    "      return;\n"
+    "    end if;\n"
+    "  else\n"
+    "    update auth.refresh_tokens set revoked = true where id = t.id;\n"
+    "  end if;\n"
+    "  insert into auth.refresh_tokens (token_hash, session_id, user_id, parent)\n"
+    "  values (p_new_hash, t.session_id, t.user_id, t.id);\n"
+    "  delete from auth.refresh_tokens r where r.session_id = t.session_id and r.revoked and r.id <> t.id\n"
+    "    and (r.updated_at < now() - interval '24 hours' or r.id not in (\n"
+    "      select k.id from auth.refresh_tokens k where k.session_id = t.session_id and k.revoked\n"
+    "      order by k.updated_at desc, k.id desc limit 50));\n"
+    "  update auth.sessions set refreshed_at = now() where id = t.session_id;\n"
+    "  select * into u from auth.users where id = t.user_id;\n"
+    "  status := 'ok';\n"
+    "  session_id := t.session_id;\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n"
+    "revoke all on function auth.strata_refresh(text, text, int) from public;\n"
+    "grant execute on function auth.strata_refresh(text, text, int) to strata_auth;\n",
+    NULL,
+};
+
 /* Append only: a migration, once released, never changes. */
 static const migration_t MIGRATIONS[] = {
     {1, "strata_meta",
@@ -333,6 +375,8 @@ static const migration_t MIGRATIONS[] = {
      "grant usage on schema strata_meta to public;"
      "grant execute on function strata_meta.plan_rows(text, text[]) to public;", false, NULL},
     {10, "auth", "set local client_min_messages = warning", true, AUTH_SQL},
+    /* Optional like 10, which it needs: retried at each start until both apply. */
+    {11, "auth_refresh_reuse", "set local client_min_messages = warning", true, AUTH_REFRESH_SQL},
 };
 
 static const char *const DEMO_SQL[] = {
@@ -548,7 +592,8 @@ int db_migrate_auth_ready(const char *admin_conninfo, const char *api_conninfo, 
     PQsetNoticeProcessor(c, NULL, NULL);
     const char *p[1] = {role};
     r = PQexecParams(c,
-                     "select to_regprocedure('auth.strata_signup(text,text,jsonb,text,text,text)') is not null,"
+                     "select to_regprocedure('auth.strata_signup(text,text,jsonb,text,text,text)') is not null"
+                     "   and to_regprocedure('auth.strata_refresh(text,text,int)') is not null,"
                      " pg_has_role($1, 'strata_auth', 'member'),"
                      " format('grant strata_auth to %I', $1)",
                      1, NULL, p, NULL, NULL, 0);
@@ -557,7 +602,7 @@ int db_migrate_auth_ready(const char *admin_conninfo, const char *api_conninfo, 
         goto out;
     }
     if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-        snprintf(err, errlen, "the auth schema is missing (migration 10 was not applied)");
+        snprintf(err, errlen, "the auth schema is missing (migrations 10 and 11 were not applied)");
         goto out;
     }
     if (strcmp(PQgetvalue(r, 0, 1), "t") != 0 && exec(c, PQgetvalue(r, 0, 2), msg, sizeof(msg)) != CORE_OK) {
