@@ -38,6 +38,7 @@ typedef struct {
     int jwt_exp_s;              /* strata-auth-jwt-exp */
     int password_min_length;    /* strata-auth-password-min-length */
     int reuse_interval_s;       /* strata-auth-refresh-token-reuse-interval */
+    bool anonymous_users;       /* strata-auth-anonymous-users-enabled */
     unsigned long long ops;     /* argon2id limits for new hashes */
     size_t mem;
 } auth_conf_t;
@@ -130,6 +131,7 @@ static auth_conf_t *conf_create(const auth_service_t *s, const core_config_t *cf
     c->jwt_exp_s = cfg->auth_jwt_exp_s;
     c->password_min_length = cfg->auth_password_min_length;
     c->reuse_interval_s = cfg->auth_refresh_token_reuse_interval_s;
+    c->anonymous_users = cfg->auth_anonymous_users_enabled;
     if (!auth_hash_limits(cfg->auth_password_hash, &c->ops, &c->mem))
         (void)auth_hash_limits("interactive", &c->ops, &c->mem);
     if (cfg->jwt_aud && !(c->aud = core_strndup(cfg->jwt_aud, strlen(cfg->jwt_aud)))) goto nomem;
@@ -775,10 +777,41 @@ static void signup_hashed(auth_hash_job_t *job, int status)
     submit(c, "select * from auth.strata_signup($1, $2, $3::jsonb, $4, $5, $6)", 6, p, signup_db_done);
 }
 
+/* POST /signup without email or phone: an anonymous user (supabase-js signInAnonymously),
+ * charged to the same per-IP signup bucket as any signup. */
+static void handle_signup_anonymous(call_t *c)
+{
+    if (!c->conf->anonymous_users) {
+        respond_error(c->req, 422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled");
+        return;
+    }
+    new_refresh(c);
+    bool nomem = false;
+    const char **p = params_alloc(c, 4);
+    if (!p) return;
+    p[0] = json_param(c, c->body.data, &nomem);
+    p[1] = c->refresh_hash;
+    p[2] = c->ip[0] ? c->ip : NULL;
+    p[3] = c->ua;
+    if (nomem) {
+        respond_nomem(c->req);
+        return;
+    }
+    submit(c, "select * from auth.strata_signup_anonymous($1::jsonb, $2, $3, $4)", 4, p, signup_db_done);
+}
+
 static void handle_signup(call_t *c)
 {
-    if (!c->body.email) {
-        respond_error(c->req, 400, "validation_failed", "To signup, please provide your email");
+    /* GoTrue's order: with neither email nor phone it is an anonymous sign-in (a password
+     * alone does not make an email signup); a phone means SMS, which Strata does not send. */
+    json_t *phone = json_object_get(c->body.root, "phone");
+    bool has_phone = json_is_string(phone) && json_string_length(phone) > 0;
+    if ((!c->body.email || !c->body.email[0]) && !has_phone) {
+        handle_signup_anonymous(c);
+        return;
+    }
+    if (!c->body.email || !c->body.email[0]) {
+        respond_error(c->req, 400, "phone_provider_disabled", "Phone signups are disabled");
         return;
     }
     if (!c->body.password) {
@@ -1213,17 +1246,20 @@ static void handle_admin_one(call_t *c)
 
 /* ---- settings, health, CORS ---------------------------------------------------------------------------------------------- */
 
-static void handle_settings(http_req_t *req)
+static void handle_settings(http_req_t *req, const auth_conf_t *conf)
 {
-    respond_raw_json(req, 200,
-                     STR_LIT("{\"external\":{\"anonymous_users\":false,\"apple\":false,\"azure\":false,"
-                             "\"bitbucket\":false,\"discord\":false,\"facebook\":false,\"figma\":false,"
-                             "\"github\":false,\"gitlab\":false,\"google\":false,\"keycloak\":false,"
-                             "\"kakao\":false,\"linkedin_oidc\":false,\"notion\":false,\"spotify\":false,"
-                             "\"slack_oidc\":false,\"twitch\":false,\"twitter\":false,\"workos\":false,"
-                             "\"zoom\":false,\"email\":true,\"phone\":false},\"disable_signup\":false,"
-                             "\"mailer_autoconfirm\":true,\"phone_autoconfirm\":false,\"sms_provider\":\"\","
-                             "\"saml_enabled\":false}"));
+    core_buf_t b;
+    core_buf_init(&b, 4096);
+    core_buf_append_cstr(&b, conf->anonymous_users ? "{\"external\":{\"anonymous_users\":true,"
+                                                   : "{\"external\":{\"anonymous_users\":false,");
+    core_buf_append_cstr(&b, "\"apple\":false,\"azure\":false,\"bitbucket\":false,\"discord\":false,"
+                             "\"facebook\":false,\"figma\":false,\"github\":false,\"gitlab\":false,"
+                             "\"google\":false,\"keycloak\":false,\"kakao\":false,\"linkedin_oidc\":false,"
+                             "\"notion\":false,\"spotify\":false,\"slack_oidc\":false,\"twitch\":false,"
+                             "\"twitter\":false,\"workos\":false,\"zoom\":false,\"email\":true,\"phone\":false},"
+                             "\"disable_signup\":false,\"mailer_autoconfirm\":true,\"phone_autoconfirm\":false,"
+                             "\"sms_provider\":\"\",\"saml_enabled\":false}");
+    respond_buf(req, 200, &b, NULL, 0);
 }
 
 static void handle_preflight(http_req_t *req)
@@ -1272,7 +1308,7 @@ void auth_handle(auth_worker_t *w, http_req_t *req, str_t path)
     }
     if (str_eq(path, STR_LIT("/settings"))) {
         if (!get) method_not_allowed(req);
-        else handle_settings(req);
+        else handle_settings(req, conf);
         return;
     }
 

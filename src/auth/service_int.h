@@ -48,7 +48,8 @@ int auth_token_sign(const auth_jwt_t *v, str_t claims_json, core_buf_t *out) COR
 
 /* The access-token claims GoTrue issues for a user (`user` is the user JSON the database
  * returned): aud, exp, iat, sub, email, phone, app_metadata, user_metadata, role, aal,
- * amr [{method: "password", timestamp}], session_id, is_anonymous. Appended to out as
+ * amr [{method: "password" ("anonymous" for an anonymous user), timestamp}], session_id,
+ * is_anonymous (the user's). Appended to out as
  * compact JSON. CORE_EINVAL when user lacks an id. */
 int auth_claims_build(json_t *user, const char *session_id, const char *aud, int64_t iat, int64_t exp,
                       core_buf_t *out) CORE_WUR;

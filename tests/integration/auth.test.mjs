@@ -212,8 +212,12 @@ test('POST /signup: duplicate email (case-insensitive), weak password, missing f
   error2024(r, 422, 'weak_password');
   assert.deepEqual(r.json.weak_password, { reasons: ['length'] });
   assert.equal(r.json.message, 'Password should be at least 6 characters.');
+  // Neither email nor phone is an anonymous sign-in for GoTrue, off by default.
   r = await api('POST', '/auth/v1/signup', { body: { password: 'secret-pw' } });
-  legacyError(r, 400, 'validation_failed');
+  legacyError(r, 422, 'anonymous_provider_disabled');
+  assert.equal(r.json.msg, 'Anonymous sign-ins are disabled');
+  r = await api('POST', '/auth/v1/signup', { body: { phone: '+15550100' } });
+  legacyError(r, 400, 'phone_provider_disabled');
   r = await api('POST', '/auth/v1/signup', { body: { email: email('nopw') } });
   legacyError(r, 400, 'validation_failed');
   r = await api('POST', '/auth/v1/signup', { body: { email: 'not-an-email', password: 'secret-pw' } });
@@ -658,6 +662,56 @@ test('without privileges for schema auth: strata starts, logs one line, /auth/v1
     pg2.cleanup();
   }
 });
+
+test('anonymous sign-ins (strata-auth-anonymous-users-enabled): users without email, is_anonymous, RLS, made permanent by an email', () => withStrata({ PGRST_JWT_SECRET: SECRET, STRATA_AUTH_ANONYMOUS_USERS_ENABLED: 'true' }, async () => {
+  let r = await api('GET', '/auth/v1/settings');
+  assert.equal(r.json.external.anonymous_users, true);
+  r = await api('POST', '/auth/v1/signup', { body: { data: { theme: 'dark' } } });
+  assert.equal(r.status, 200, r.text);
+  const s = r.json;
+  assert.match(s.refresh_token, /^[A-Za-z0-9_-]{43}$/);
+  const u = s.user;
+  assert.equal(u.is_anonymous, true);
+  assert.equal(u.email, '');
+  assert.equal(u.phone, '');
+  assert.equal(u.role, 'authenticated');
+  assert.deepEqual(u.app_metadata, {});
+  assert.deepEqual(u.user_metadata, { theme: 'dark' });
+  assert.deepEqual(u.identities, []);
+  const c = JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url'));
+  assert.equal(c.is_anonymous, true);
+  assert.equal(c.role, 'authenticated');
+  assert.equal(c.sub, u.id);
+  assert.deepEqual(c.amr.map((a) => a.method), ['anonymous']);
+  // {} works as well; each call is a new user.
+  r = await api('POST', '/auth/v1/signup', { body: {} });
+  assert.equal(r.status, 200, r.text);
+  assert.notEqual(r.json.user.id, u.id);
+  assert.equal(pg.psql(`select is_anonymous::text || coalesce(email, '-') from auth.users where id = '${u.id}'`).trim(), 'true-');
+  // An anonymous user is a user: GET /user, refresh, RLS with auth.uid().
+  r = await api('GET', '/auth/v1/user', { token: s.access_token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.is_anonymous, true);
+  r = await refresh(s.refresh_token);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(JSON.parse(Buffer.from(r.json.access_token.split('.')[1], 'base64url')).is_anonymous, true);
+  r = await api('POST', '/rest/v1/notes', { token: s.access_token, body: { body: 'anonymous note' }, headers: { Prefer: 'return=representation' } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json[0].user_id, u.id);
+  r = await api('POST', '/rest/v1/rpc/whoami', { token: s.access_token, body: {} });
+  assert.deepEqual(r.json, { uid: u.id, role: 'authenticated', email: '' });
+  // Email and password through PUT /user make it permanent (emails are auto-confirmed).
+  const addr = email('converted');
+  r = await api('PUT', '/auth/v1/user', { token: s.access_token, body: { email: addr, password: 'secret-pw' } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.is_anonymous, false);
+  assert.equal(r.json.email, addr);
+  assert.deepEqual(r.json.app_metadata, { provider: 'email', providers: ['email'] });
+  assert.equal(r.json.identities.length, 1);
+  const l = await login(addr);
+  assert.equal(l.user.id, u.id);
+  assert.equal(JSON.parse(Buffer.from(l.access_token.split('.')[1], 'base64url')).is_anonymous, false);
+}));
 
 test('a config reload reaches the auth service: new secret and settings, old tokens rejected, 503 and back', async () => {
   const dir = tmpDir('strata-auth-reload-');
