@@ -66,8 +66,7 @@ struct app {
     uv_async_t worker_done;
     db_embedded_t *embedded;
     db_listener_t *listener;
-    auth_service_t *auth;
-    app_gen_t *auth_gen; /* the generation the auth service signs and verifies with */
+    auth_service_t *auth; /* follows each generation (auth_service_reload) */
     pthread_mutex_t gen_mu;
     app_gen_t *gen;                   /* current generation (under gen_mu) */
     atomic_uint_fast64_t gen_version; /* bumped on each publish */
@@ -205,6 +204,9 @@ static void reload_config(void *arg)
                  "they apply after a restart");
 #undef CHANGED_STR
     core_log_set_level(cfg->log_level);
+    /* The auth service takes its own reference to the new key before workers see it. */
+    if (app->auth && auth_service_reload(app->auth, g->cfg, g->jwt) != CORE_OK)
+        LOG_ERROR("config reload: out of memory; the auth service keeps its current settings");
     gen_publish(app, g);
     LOG_INFO("configuration reloaded");
 }
@@ -620,10 +622,8 @@ int app_serve(core_config_t *cfg)
      * HMAC secret it answers /auth/v1 with 503 and says why, once, here. */
     const char *auth_unavailable = NULL;
     if (db_migrate_auth_ready(admin_conninfo, app.conninfo, err, sizeof(err)) != CORE_OK) auth_unavailable = err;
-    /* The auth service keeps the first generation's settings and key (a config reload does
-     * not change them until a restart). */
-    app.auth_gen = gen_current(&app);
-    if (!app.auth_gen || auth_service_create(app.auth_gen->cfg, app.auth_gen->jwt, auth_unavailable, nworkers, &app.auth) != CORE_OK) {
+    /* The auth service follows config reloads (reload_config); it starts on this one. */
+    if (auth_service_create(first->cfg, first->jwt, auth_unavailable, nworkers, &app.auth) != CORE_OK) {
         LOG_ERROR("cannot start the auth service");
         goto fail;
     }
@@ -700,7 +700,6 @@ done:
     }
     if (app.embedded) db_embedded_free(app.embedded);
     auth_service_free(app.auth);
-    gen_unref(app.auth_gen);
     gen_publish(&app, NULL); /* drops the last generation (workers have dropped theirs) */
     pthread_mutex_destroy(&app.gen_mu);
     db_schema_publish_clear();

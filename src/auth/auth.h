@@ -35,9 +35,14 @@ typedef struct {
  * startup (or config reload), never on a loop. A NULL jwt-secret gives a verifier that
  * answers every Bearer token with PGRST300. On success *out is owned by the caller (free it
  * with auth_jwt_free once no thread uses it). On failure returns CORE_EINVAL (or
- * CORE_ENOMEM) and writes one line naming the setting (`jwt-secret: ...`) into err. */
+ * CORE_ENOMEM) and writes one line naming the setting (`jwt-secret: ...`) into err.
+ * The verifier is reference-counted (atomically, so any thread may drop a reference): it
+ * starts with one, auth_jwt_ref adds one (for an owner that may outlive the config
+ * generation that built it, such as the auth service's current settings) and
+ * auth_jwt_free drops one, freeing the verifier with the last. */
 int auth_jwt_config_create(const core_config_t *cfg, auth_jwt_t **out, char *err,
                            size_t errlen) CORE_WUR;
+auth_jwt_t *auth_jwt_ref(auth_jwt_t *v);
 void auth_jwt_free(auth_jwt_t *v);
 
 /* Whether a secret was configured (no secret: tokens get PGRST300). */

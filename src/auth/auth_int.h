@@ -7,6 +7,7 @@
 #define STRATA_AUTH_INT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <openssl/evp.h>
 
 #include "auth/auth.h"
@@ -91,6 +92,7 @@ json_t *auth_jspath_eval(const auth_jspath_t *p, json_t *root);
 /* ---- the verifier ------------------------------------------------------------------- */
 
 struct auth_jwt {
+    atomic_int refs;          /* auth_jwt_ref / auth_jwt_free; 1 when built */
     uint64_t id;              /* unique per verifier built; caches key themselves by it */
     bool has_secret;
     auth_key_t *keys;

@@ -39,9 +39,15 @@ static atomic_uint_fast64_t next_verifier_id;
 
 /* ---- verifier lifetime -------------------------------------------------------------- */
 
+auth_jwt_t *auth_jwt_ref(auth_jwt_t *v)
+{
+    if (v) atomic_fetch_add(&v->refs, 1);
+    return v;
+}
+
 void auth_jwt_free(auth_jwt_t *v)
 {
-    if (!v) return;
+    if (!v || atomic_fetch_sub(&v->refs, 1) != 1) return;
     for (size_t i = 0; i < v->nkeys; i++) auth_key_clear(&v->keys[i]);
     core_free(v->keys);
     core_free(v->aud);
@@ -59,6 +65,7 @@ int auth_jwt_config_create(const core_config_t *cfg, auth_jwt_t **out, char *err
     if (err && errlen) err[0] = '\0';
     auth_jwt_t *v = core_calloc(1, sizeof(*v));
     if (!v) goto oom;
+    atomic_init(&v->refs, 1);
     v->id = (uint64_t)atomic_fetch_add(&next_verifier_id, 1) + 1;
 
     const char *key = cfg->jwt_role_claim_key ? cfg->jwt_role_claim_key : ".role";

@@ -58,7 +58,9 @@ static void hash_work(uv_work_t *w)
 {
     auth_hash_job_t *j = w->data;
     if (j->kind == AUTH_HASH_MAKE) {
-        j->status = auth_hash_now(j->password, j->password_len, j->hasher->ops, j->hasher->mem, j->hash);
+        unsigned long long ops = j->ops ? j->ops : j->hasher->ops;
+        size_t mem = j->ops ? j->mem : j->hasher->mem;
+        j->status = auth_hash_now(j->password, j->password_len, ops, mem, j->hash);
     } else {
         /* Constant time in the password; a malformed stored hash simply fails. */
         j->verify_ok = crypto_pwhash_str_verify(j->stored, j->password, j->password_len) == 0;

@@ -74,11 +74,15 @@ static double rl_refill(const auth_ratelimit_t *rl, const rl_entry_t *e, uint64_
 
 unsigned auth_ratelimit_take(auth_ratelimit_t *rl, str_t key, uint64_t now_ms)
 {
-    if (!rl || rl->per_min == 0) return 0;
+    if (!rl) return 0;
     size_t klen = key.len < RL_KEY_MAX ? key.len : RL_KEY_MAX;
     uint64_t h = rl_hash(key);
     unsigned wait = 0;
     pthread_mutex_lock(&rl->mu);
+    if (rl->per_min == 0) { /* off (set_rate may change that at any time) */
+        pthread_mutex_unlock(&rl->mu);
+        return 0;
+    }
     rl_entry_t *hit = NULL, *spare = NULL, *oldest = NULL;
     for (size_t i = 0; i < RL_PROBES; i++) {
         rl_entry_t *e = &rl->slots[(h + i) & rl->mask];
@@ -111,6 +115,13 @@ unsigned auth_ratelimit_take(auth_ratelimit_t *rl, str_t key, uint64_t now_ms)
     }
     pthread_mutex_unlock(&rl->mu);
     return wait;
+}
+
+void auth_ratelimit_set_rate(auth_ratelimit_t *rl, unsigned per_min)
+{
+    pthread_mutex_lock(&rl->mu);
+    rl->per_min = per_min; /* buckets keep their tokens; refills cap them at the new size */
+    pthread_mutex_unlock(&rl->mu);
 }
 
 size_t auth_ratelimit_entries(auth_ratelimit_t *rl)

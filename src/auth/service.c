@@ -11,6 +11,8 @@
  * shapes: {"code": "<error_code>", "message"} for clients sending X-Supabase-Api-Version
  * 2024-01-01 (auth-js does), {"code": <status>, "error_code", "msg"} otherwise.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +25,34 @@
 #define SERVICE_ROLE "strata_auth"
 #define AUTH_ADMIN_PER_PAGE_MAX 1000L
 
+/* What one configuration generation gives the service. Built at startup and on each config
+ * reload (auth_service_reload), immutable afterwards and reference-counted: a worker holds
+ * the newest it has seen, and every request holds the one it started with until its arena
+ * is released, so a reload never changes the key or the settings under a request that is
+ * waiting for the database or the thread pool. */
+typedef struct {
+    atomic_int refs;
+    auth_jwt_t *jwt;            /* a reference: signs new tokens, verifies bearers */
+    char *aud;                  /* jwt-aud (copied), NULL = none */
+    char *unavailable;          /* why every route answers 503, or NULL */
+    int jwt_exp_s;              /* strata-auth-jwt-exp */
+    int password_min_length;    /* strata-auth-password-min-length */
+    int reuse_interval_s;       /* strata-auth-refresh-token-reuse-interval */
+    bool anonymous_users;       /* strata-auth-anonymous-users-enabled */
+    unsigned long long ops;     /* argon2id limits for new hashes */
+    size_t mem;
+} auth_conf_t;
+
 struct auth_service {
-    const core_config_t *cfg;
-    const auth_jwt_t *jwt;
-    char *unavailable;      /* why every route answers 503, or NULL */
-    auth_ratelimit_t *rl;
-    unsigned long long ops; /* argon2id limits for new hashes */
+    char *schema_unavailable; /* the auth schema cannot be used (a restart is needed) */
+    auth_ratelimit_t *rl;     /* one for the process; a reload changes its rate */
+    unsigned long long ops;   /* startup's argon2id limits (the hashers' default) */
     size_t mem;
     unsigned hash_per_worker;
     char dummy_hash[crypto_pwhash_STRBYTES]; /* verified for unknown emails (same cost) */
+    pthread_mutex_t mu;
+    auth_conf_t *conf;                 /* current (under mu) */
+    atomic_uint_fast64_t conf_version; /* bumped on each publish */
 };
 
 struct auth_worker {
@@ -39,6 +60,8 @@ struct auth_worker {
     db_pool_t *pool;
     auth_cache_t *jwt_cache;
     auth_hasher_t *hasher;
+    auth_conf_t *conf;     /* the newest configuration this worker has adopted */
+    uint64_t conf_version;
 };
 
 typedef enum {
@@ -58,6 +81,7 @@ typedef enum {
 /* One request's state; lives in the request arena. */
 typedef struct {
     auth_worker_t *w;
+    const auth_conf_t *conf; /* held until the arena is released */
     http_req_t *req;
     route_t route;
     auth_body_t body;
@@ -75,17 +99,90 @@ typedef struct {
     auth_hash_job_t job;
 } call_t;
 
+/* ---- configuration generations ------------------------------------------------------------ */
+
+static void conf_unref(auth_conf_t *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
+    auth_jwt_free(c->jwt);
+    core_free(c->aud);
+    core_free(c->unavailable);
+    core_free(c);
+}
+
+static void conf_unref_cb(void *p) { conf_unref(p); }
+
+static auth_conf_t *conf_current(auth_service_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    auth_conf_t *c = s->conf;
+    if (c) atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_unlock(&s->mu);
+    return c;
+}
+
+/* The settings the service reads from one generation; NULL when out of memory. */
+static auth_conf_t *conf_create(const auth_service_t *s, const core_config_t *cfg, auth_jwt_t *verifier)
+{
+    auth_conf_t *c = core_calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    atomic_init(&c->refs, 1);
+    c->jwt = auth_jwt_ref(verifier);
+    c->jwt_exp_s = cfg->auth_jwt_exp_s;
+    c->password_min_length = cfg->auth_password_min_length;
+    c->reuse_interval_s = cfg->auth_refresh_token_reuse_interval_s;
+    c->anonymous_users = cfg->auth_anonymous_users_enabled;
+    if (!auth_hash_limits(cfg->auth_password_hash, &c->ops, &c->mem))
+        (void)auth_hash_limits("interactive", &c->ops, &c->mem);
+    if (cfg->jwt_aud && !(c->aud = core_strndup(cfg->jwt_aud, strlen(cfg->jwt_aud)))) goto nomem;
+    const char *why = s->schema_unavailable;
+    if (!why && !auth_jwt_has_secret(verifier)) why = "jwt-secret is not set, so the auth service cannot sign tokens";
+    if (!why && !auth_token_can_sign(verifier))
+        why = "jwt-secret is not an HMAC secret, so the auth service cannot sign tokens "
+              "(it needs a shared secret of at least 32 characters)";
+    if (why && !(c->unavailable = core_strndup(why, strlen(why)))) goto nomem;
+    return c;
+nomem:
+    conf_unref(c);
+    return NULL;
+}
+
+static void conf_publish(auth_service_t *s, auth_conf_t *c)
+{
+    pthread_mutex_lock(&s->mu);
+    auth_conf_t *old = s->conf;
+    s->conf = c;
+    atomic_fetch_add(&s->conf_version, 1);
+    pthread_mutex_unlock(&s->mu);
+    conf_unref(old);
+}
+
+/* Adopts the newest configuration when a reload published one (one atomic load when not). */
+static void worker_refresh_conf(auth_worker_t *w)
+{
+    uint64_t v = atomic_load(&w->svc->conf_version);
+    if (v == w->conf_version) return;
+    auth_conf_t *c = conf_current(w->svc);
+    if (!c) return;
+    conf_unref(w->conf);
+    w->conf = c;
+    w->conf_version = v;
+}
+
 /* ---- service lifetime ---------------------------------------------------------------------- */
 
-int auth_service_create(const core_config_t *cfg, const auth_jwt_t *verifier, const char *unavailable,
+int auth_service_create(const core_config_t *cfg, auth_jwt_t *verifier, const char *unavailable,
                         unsigned nworkers, auth_service_t **out)
 {
     *out = NULL;
     if (sodium_init() < 0) return CORE_EIO;
     auth_service_t *s = core_calloc(1, sizeof(*s));
     if (!s) return CORE_ENOMEM;
-    s->cfg = cfg;
-    s->jwt = verifier;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        core_free(s);
+        return CORE_ENOMEM;
+    }
+    atomic_init(&s->conf_version, 1);
     if (!auth_hash_limits(cfg->auth_password_hash, &s->ops, &s->mem))
         (void)auth_hash_limits("interactive", &s->ops, &s->mem);
     /* One hash at a time per worker (two with a single worker), and never more than libuv's
@@ -94,17 +191,15 @@ int auth_service_create(const core_config_t *cfg, const auth_jwt_t *verifier, co
     s->hash_per_worker = nworkers >= 2 ? 1 : 2;
     s->rl = auth_ratelimit_create(4096, (unsigned)cfg->auth_rate_limit_per_min);
     if (!s->rl) goto nomem;
-    if (!unavailable && !auth_jwt_has_secret(verifier))
-        unavailable = "jwt-secret is not set, so the auth service cannot sign tokens";
-    if (!unavailable && !auth_token_can_sign(verifier))
-        unavailable = "jwt-secret is not an HMAC secret, so the auth service cannot sign tokens "
-                      "(it needs a shared secret of at least 32 characters)";
-    if (unavailable) {
-        s->unavailable = core_strndup(unavailable, strlen(unavailable));
-        if (!s->unavailable) goto nomem;
-        LOG_ERROR("auth: /auth/v1 answers 503: %s", unavailable);
-    } else {
-        /* At startup, before the loops: the one blocking hash this process makes. */
+    if (unavailable && !(s->schema_unavailable = core_strndup(unavailable, strlen(unavailable)))) goto nomem;
+    s->conf = conf_create(s, cfg, verifier);
+    if (!s->conf) goto nomem;
+    if (s->conf->unavailable) {
+        LOG_ERROR("auth: /auth/v1 answers 503: %s", s->conf->unavailable);
+    }
+    if (!s->schema_unavailable) {
+        /* At startup, before the loops: the one blocking hash this process makes. It is
+         * made even without a usable secret, since a reload may bring one. */
         char pw[24];
         randombytes_buf(pw, sizeof(pw));
         if (auth_hash_now(pw, sizeof(pw), s->ops, s->mem, s->dummy_hash) != CORE_OK) goto nomem;
@@ -116,11 +211,27 @@ nomem:
     return CORE_ENOMEM;
 }
 
+int auth_service_reload(auth_service_t *s, const core_config_t *cfg, auth_jwt_t *verifier)
+{
+    auth_conf_t *c = conf_create(s, cfg, verifier);
+    if (!c) return CORE_ENOMEM;
+    auth_conf_t *old = conf_current(s);
+    bool was_unavailable = old && old->unavailable;
+    conf_unref(old);
+    if (c->unavailable) LOG_ERROR("auth: /auth/v1 answers 503: %s", c->unavailable);
+    else if (was_unavailable) LOG_INFO("auth: /auth/v1 is available again");
+    auth_ratelimit_set_rate(s->rl, (unsigned)cfg->auth_rate_limit_per_min);
+    conf_publish(s, c);
+    return CORE_OK;
+}
+
 void auth_service_free(auth_service_t *s)
 {
     if (!s) return;
+    conf_unref(s->conf);
     auth_ratelimit_free(s->rl);
-    core_free(s->unavailable);
+    core_free(s->schema_unavailable);
+    pthread_mutex_destroy(&s->mu);
     core_free(s);
 }
 
@@ -131,9 +242,11 @@ auth_worker_t *auth_worker_create(auth_service_t *s, uv_loop_t *loop, db_pool_t 
     w->svc = s;
     w->pool = pool;
     w->jwt_cache = jwt_cache;
+    w->conf_version = atomic_load(&s->conf_version);
+    w->conf = conf_current(s);
     w->hasher = auth_hasher_create(loop, s->hash_per_worker, s->ops, s->mem);
-    if (!w->hasher) {
-        core_free(w);
+    if (!w->hasher || !w->conf) {
+        auth_worker_free(w);
         return NULL;
     }
     return w;
@@ -143,6 +256,7 @@ void auth_worker_free(auth_worker_t *w)
 {
     if (!w) return;
     auth_hasher_free(w->hasher);
+    conf_unref(w->conf);
     core_free(w);
 }
 
@@ -529,7 +643,7 @@ static const char *json_param(call_t *c, json_t *v, bool *nomem)
 static void respond_session(call_t *c, PGresult *res)
 {
     http_req_t *req = c->req;
-    auth_service_t *s = c->w->svc;
+    const auth_conf_t *conf = c->conf;
     str_t user = field(res, 1), sid = field(res, 2);
     if (!user.ptr || !sid.ptr) {
         respond_error(req, 500, "unexpected_failure", "Unexpected result from the database");
@@ -548,14 +662,14 @@ static void respond_session(call_t *c, PGresult *res)
     }
     char *sid_c = core_arena_strdup(req->arena, sid);
     int64_t iat = (int64_t)time(NULL);
-    int64_t exp = iat + s->cfg->auth_jwt_exp_s;
+    int64_t exp = iat + conf->jwt_exp_s;
     core_buf_t claims, b;
     core_buf_init(&claims, (size_t)256 * 1024);
     core_buf_init(&b, (size_t)1 << 20);
-    int rc = sid_c ? auth_claims_build(u, sid_c, s->cfg->jwt_aud, iat, exp, &claims) : CORE_ENOMEM;
+    int rc = sid_c ? auth_claims_build(u, sid_c, conf->aud, iat, exp, &claims) : CORE_ENOMEM;
     if (rc == CORE_OK) {
         core_buf_append_cstr(&b, "{\"access_token\":\"");
-        rc = auth_token_sign(s->jwt, core_buf_str(&claims), &b);
+        rc = auth_token_sign(conf->jwt, core_buf_str(&claims), &b);
     }
     core_buf_free(&claims);
     if (rc != CORE_OK) {
@@ -565,7 +679,7 @@ static void respond_session(call_t *c, PGresult *res)
         return;
     }
     core_buf_appendf(&b, "\",\"token_type\":\"bearer\",\"expires_in\":%d,\"expires_at\":%lld,\"refresh_token\":",
-                     s->cfg->auth_jwt_exp_s, (long long)exp);
+                     conf->jwt_exp_s, (long long)exp);
     core_buf_append_json(&b, str_from_cstr(c->refresh));
     core_buf_append_cstr(&b, ",\"user\":");
     core_buf_append_str(&b, user);
@@ -599,7 +713,7 @@ static bool rate_ok(call_t *c, const char *what, const char *kind, const char *v
 
 static bool password_weak(call_t *c, size_t len)
 {
-    int min = c->w->svc->cfg->auth_password_min_length;
+    int min = c->conf->password_min_length;
     if (len >= (size_t)min) return false;
     str_t msg = STR_NULL;
     char tmp[96];
@@ -615,6 +729,8 @@ static void start_hash(call_t *c, auth_hash_kind_t kind, const char *stored, aut
     c->job.password = c->body.password ? c->body.password : "";
     c->job.password_len = c->body.password ? c->body.password_len : 0;
     c->job.stored = stored;
+    c->job.ops = c->conf->ops;
+    c->job.mem = c->conf->mem;
     c->job.done = done;
     c->job.arg = c;
     if (auth_hash_submit(c->w->hasher, &c->job) != CORE_OK)
@@ -661,10 +777,41 @@ static void signup_hashed(auth_hash_job_t *job, int status)
     submit(c, "select * from auth.strata_signup($1, $2, $3::jsonb, $4, $5, $6)", 6, p, signup_db_done);
 }
 
+/* POST /signup without email or phone: an anonymous user (supabase-js signInAnonymously),
+ * charged to the same per-IP signup bucket as any signup. */
+static void handle_signup_anonymous(call_t *c)
+{
+    if (!c->conf->anonymous_users) {
+        respond_error(c->req, 422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled");
+        return;
+    }
+    new_refresh(c);
+    bool nomem = false;
+    const char **p = params_alloc(c, 4);
+    if (!p) return;
+    p[0] = json_param(c, c->body.data, &nomem);
+    p[1] = c->refresh_hash;
+    p[2] = c->ip[0] ? c->ip : NULL;
+    p[3] = c->ua;
+    if (nomem) {
+        respond_nomem(c->req);
+        return;
+    }
+    submit(c, "select * from auth.strata_signup_anonymous($1::jsonb, $2, $3, $4)", 4, p, signup_db_done);
+}
+
 static void handle_signup(call_t *c)
 {
-    if (!c->body.email) {
-        respond_error(c->req, 400, "validation_failed", "To signup, please provide your email");
+    /* GoTrue's order: with neither email nor phone it is an anonymous sign-in (a password
+     * alone does not make an email signup); a phone means SMS, which Strata does not send. */
+    json_t *phone = json_object_get(c->body.root, "phone");
+    bool has_phone = json_is_string(phone) && json_string_length(phone) > 0;
+    if ((!c->body.email || !c->body.email[0]) && !has_phone) {
+        handle_signup_anonymous(c);
+        return;
+    }
+    if (!c->body.email || !c->body.email[0]) {
+        respond_error(c->req, 400, "phone_provider_disabled", "Phone signups are disabled");
         return;
     }
     if (!c->body.password) {
@@ -773,11 +920,18 @@ static void handle_token_refresh(call_t *c)
     }
     auth_refresh_token_hash(str_from_cstr(c->body.refresh_token), c->old_hash);
     new_refresh(c);
-    const char **p = params_alloc(c, 2);
+    const char **p = params_alloc(c, 3);
     if (!p) return;
+    char interval[16];
+    snprintf(interval, sizeof(interval), "%d", c->conf->reuse_interval_s);
     p[0] = c->old_hash;
     p[1] = c->refresh_hash;
-    submit(c, "select * from auth.strata_refresh($1, $2)", 2, p, refresh_db_done);
+    p[2] = core_arena_strdup(c->req->arena, str_from_cstr(interval));
+    if (!p[2]) {
+        respond_nomem(c->req);
+        return;
+    }
+    submit(c, "select * from auth.strata_refresh($1, $2, $3::int)", 3, p, refresh_db_done);
 }
 
 /* ---- the bearer's identity (GET/PUT /user, /logout, admin) ---------------------------------------------------- */
@@ -800,7 +954,7 @@ static bool bearer(call_t *c, bearer_t *out)
     }
     auth_claims_t cl;
     core_err_t e = {0};
-    if (auth_jwt_verify(c->w->svc->jwt, c->w->jwt_cache, authz, req->arena, &cl, &e) != CORE_OK) {
+    if (auth_jwt_verify(c->conf->jwt, c->w->jwt_cache, authz, req->arena, &cl, &e) != CORE_OK) {
         if (e.status == 503) {
             respond_nomem(req);
             return false;
@@ -1092,17 +1246,20 @@ static void handle_admin_one(call_t *c)
 
 /* ---- settings, health, CORS ---------------------------------------------------------------------------------------------- */
 
-static void handle_settings(http_req_t *req)
+static void handle_settings(http_req_t *req, const auth_conf_t *conf)
 {
-    respond_raw_json(req, 200,
-                     STR_LIT("{\"external\":{\"anonymous_users\":false,\"apple\":false,\"azure\":false,"
-                             "\"bitbucket\":false,\"discord\":false,\"facebook\":false,\"figma\":false,"
-                             "\"github\":false,\"gitlab\":false,\"google\":false,\"keycloak\":false,"
-                             "\"kakao\":false,\"linkedin_oidc\":false,\"notion\":false,\"spotify\":false,"
-                             "\"slack_oidc\":false,\"twitch\":false,\"twitter\":false,\"workos\":false,"
-                             "\"zoom\":false,\"email\":true,\"phone\":false},\"disable_signup\":false,"
-                             "\"mailer_autoconfirm\":true,\"phone_autoconfirm\":false,\"sms_provider\":\"\","
-                             "\"saml_enabled\":false}"));
+    core_buf_t b;
+    core_buf_init(&b, 4096);
+    core_buf_append_cstr(&b, conf->anonymous_users ? "{\"external\":{\"anonymous_users\":true,"
+                                                   : "{\"external\":{\"anonymous_users\":false,");
+    core_buf_append_cstr(&b, "\"apple\":false,\"azure\":false,\"bitbucket\":false,\"discord\":false,"
+                             "\"facebook\":false,\"figma\":false,\"github\":false,\"gitlab\":false,"
+                             "\"google\":false,\"keycloak\":false,\"kakao\":false,\"linkedin_oidc\":false,"
+                             "\"notion\":false,\"spotify\":false,\"slack_oidc\":false,\"twitch\":false,"
+                             "\"twitter\":false,\"workos\":false,\"zoom\":false,\"email\":true,\"phone\":false},"
+                             "\"disable_signup\":false,\"mailer_autoconfirm\":true,\"phone_autoconfirm\":false,"
+                             "\"sms_provider\":\"\",\"saml_enabled\":false}");
+    respond_buf(req, 200, &b, NULL, 0);
 }
 
 static void handle_preflight(http_req_t *req)
@@ -1128,7 +1285,8 @@ static void method_not_allowed(http_req_t *req)
 
 void auth_handle(auth_worker_t *w, http_req_t *req, str_t path)
 {
-    auth_service_t *s = w->svc;
+    worker_refresh_conf(w);
+    auth_conf_t *conf = w->conf;
     if (str_eq(req->method, STR_LIT("OPTIONS"))) {
         handle_preflight(req);
         return;
@@ -1138,8 +1296,8 @@ void auth_handle(auth_worker_t *w, http_req_t *req, str_t path)
     bool post = str_eq(req->method, STR_LIT("POST")), put = str_eq(req->method, STR_LIT("PUT"));
     bool del = str_eq(req->method, STR_LIT("DELETE"));
     req->log_role = SERVICE_ROLE;
-    if (s->unavailable) {
-        respond_unavailable(req, s->unavailable);
+    if (conf->unavailable) {
+        respond_unavailable(req, conf->unavailable);
         return;
     }
     if (str_eq(path, STR_LIT("/health"))) {
@@ -1150,7 +1308,7 @@ void auth_handle(auth_worker_t *w, http_req_t *req, str_t path)
     }
     if (str_eq(path, STR_LIT("/settings"))) {
         if (!get) method_not_allowed(req);
-        else handle_settings(req);
+        else handle_settings(req, conf);
         return;
     }
 
@@ -1161,6 +1319,15 @@ void auth_handle(auth_worker_t *w, http_req_t *req, str_t path)
     }
     c->w = w;
     c->req = req;
+    /* The request keeps this generation's key and settings to its end, whatever a reload
+     * publishes meanwhile. */
+    atomic_fetch_add(&conf->refs, 1);
+    if (core_arena_defer(req->arena, conf_unref_cb, conf) != CORE_OK) {
+        conf_unref(conf);
+        respond_nomem(req);
+        return;
+    }
+    c->conf = conf;
     str_t ua = http_req_header(req, STR_LIT("User-Agent"));
     c->ua = ua.ptr ? core_arena_strdup(req->arena, (str_t){ua.ptr, ua.len > 512 ? 512 : ua.len}) : NULL;
     if (http_req_peer(req, c->ip, sizeof(c->ip)) != CORE_OK) c->ip[0] = '\0';

@@ -23,13 +23,21 @@ typedef struct auth_service auth_service_t;
 typedef struct auth_worker auth_worker_t;
 
 /* Builds the service. `unavailable` is NULL when the auth schema is ready, else a reason
- * (one line) the service gives in every 503. A verifier whose key is not an HMAC secret
- * cannot sign tokens: the service then logs that once and answers 503 too. Returns 0 and
- * *out (free with auth_service_free once no worker uses it), or CORE_ENOMEM. Call once,
- * before the workers start (it initialises libsodium and computes the dummy hash that
- * logins for unknown emails verify against). */
-int auth_service_create(const core_config_t *cfg, const auth_jwt_t *verifier, const char *unavailable,
+ * (one line) the service gives in every 503 until a restart. A verifier whose key is not an
+ * HMAC secret cannot sign tokens: the service then logs that and answers 503 too, until a
+ * reload brings one. The service takes its own reference to verifier (auth_jwt_ref).
+ * Returns 0 and *out (free with auth_service_free once no worker uses it), or CORE_ENOMEM.
+ * Call once, before the workers start (it initialises libsodium and computes the dummy
+ * hash that logins for unknown emails verify against). */
+int auth_service_create(const core_config_t *cfg, auth_jwt_t *verifier, const char *unavailable,
                         unsigned nworkers, auth_service_t **out) CORE_WUR;
+/* A config reload: the service's settings (token lifetime, password rules, rate limit,
+ * hash cost, refresh-token reuse interval, anonymous sign-ins) and its key become those of
+ * cfg and verifier (referenced, not copied; cfg is read only during the call). Each worker
+ * adopts them at its next /auth/v1 request; requests already running finish with the
+ * generation they started with. Any thread. Returns 0, or CORE_ENOMEM (the current
+ * configuration stays). */
+int auth_service_reload(auth_service_t *s, const core_config_t *cfg, auth_jwt_t *verifier) CORE_WUR;
 void auth_service_free(auth_service_t *s);
 
 /* Per worker loop. jwt_cache is the worker's cache (may be NULL); pool its db pool. NULL

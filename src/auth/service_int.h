@@ -34,6 +34,8 @@ void auth_ratelimit_free(auth_ratelimit_t *rl);
 /* Takes one request for key at now_ms (a monotonic clock). Returns 0 when allowed, else
  * the whole seconds (>= 1) until the key may try again (Retry-After). */
 unsigned auth_ratelimit_take(auth_ratelimit_t *rl, str_t key, uint64_t now_ms);
+/* Changes the rate (a config reload); safe while other threads take. */
+void auth_ratelimit_set_rate(auth_ratelimit_t *rl, unsigned per_min);
 /* Entries in use (tests). */
 size_t auth_ratelimit_entries(auth_ratelimit_t *rl);
 
@@ -46,7 +48,8 @@ int auth_token_sign(const auth_jwt_t *v, str_t claims_json, core_buf_t *out) COR
 
 /* The access-token claims GoTrue issues for a user (`user` is the user JSON the database
  * returned): aud, exp, iat, sub, email, phone, app_metadata, user_metadata, role, aal,
- * amr [{method: "password", timestamp}], session_id, is_anonymous. Appended to out as
+ * amr [{method: "password" ("anonymous" for an anonymous user), timestamp}], session_id,
+ * is_anonymous (the user's). Appended to out as
  * compact JSON. CORE_EINVAL when user lacks an id. */
 int auth_claims_build(json_t *user, const char *session_id, const char *aud, int64_t iat, int64_t exp,
                       core_buf_t *out) CORE_WUR;
@@ -99,6 +102,8 @@ struct auth_hash_job {
     const char *password;   /* not NUL-terminated necessarily: password_len bytes */
     size_t password_len;
     const char *stored;     /* VERIFY: the stored hash string (NUL-terminated) */
+    unsigned long long ops; /* MAKE: argon2id limits; 0 = the hasher's own */
+    size_t mem;
     char hash[crypto_pwhash_STRBYTES]; /* MAKE: the result */
     bool verify_ok;         /* VERIFY: the result */
     int status;

@@ -78,12 +78,15 @@ int auth_claims_build(json_t *user, const char *session_id, const char *aud, int
     bad |= json_object_set_new(c, "user_metadata", json_is_object(meta) ? json_deep_copy(meta) : json_object());
     bad |= json_object_set_new(c, "role", json_is_string(role) ? json_copy(role) : json_string("authenticated"));
     bad |= json_object_set_new(c, "aal", json_string("aal1"));
-    bad |= json_object_set_new(amr0, "method", json_string("password"));
+    /* GoTrue records how the session began; Strata's sessions begin with a password, or
+     * anonymously for anonymous users. */
+    bool anonymous = json_is_true(json_object_get(user, "is_anonymous"));
+    bad |= json_object_set_new(amr0, "method", json_string(anonymous ? "anonymous" : "password"));
     bad |= json_object_set_new(amr0, "timestamp", json_integer(iat));
     bad |= json_array_append(amr, amr0);
     bad |= json_object_set(c, "amr", amr);
     if (session_id) bad |= json_object_set_new(c, "session_id", json_string(session_id));
-    bad |= json_object_set_new(c, "is_anonymous", json_false());
+    bad |= json_object_set_new(c, "is_anonymous", json_boolean(anonymous));
     if (bad) goto out;
     char *text = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!text) goto out;

@@ -76,6 +76,10 @@ typedef enum {
     X("strata-auth-jwt-exp", auth_jwt_exp_s, CFG_INT, 30, 604800, NULL, 3600)              \
     X("strata-auth-rate-limit-per-min", auth_rate_limit_per_min, CFG_INT, 0, 1000000,      \
       NULL, 30) \
+    X("strata-auth-refresh-token-reuse-interval", auth_refresh_token_reuse_interval_s,     \
+      CFG_INT, 0, 86400, NULL, 10)                                                         \
+    X("strata-auth-anonymous-users-enabled", auth_anonymous_users_enabled, CFG_BOOL, 0, 1, \
+      NULL, 0)                                                                             \
     X("db-extra-search-path", db_extra_search_path, CFG_STR_OPT, 0, 0, "public", 0)        \
     X("db-use-legacy-gucs", db_use_legacy_gucs, CFG_BOOL, 0, 1, NULL, 0)                   \
     X("db-hoisted-tx-settings", db_hoisted_tx_settings, CFG_STR_OPT, 0, 0,                 \

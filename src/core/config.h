@@ -49,6 +49,11 @@ typedef struct {
     int auth_jwt_exp_s;       /* STRATA_AUTH_JWT_EXP: access-token lifetime; default 3600 */
     int auth_rate_limit_per_min; /* STRATA_AUTH_RATE_LIMIT_PER_MIN per IP and per email for
                                   * signup and token; default 30, 0 = off */
+    int auth_refresh_token_reuse_interval_s; /* STRATA_AUTH_REFRESH_TOKEN_REUSE_INTERVAL: seconds
+                                  * a just-rotated refresh token still refreshes (GoTrue's
+                                  * GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL); default 10 */
+    bool auth_anonymous_users_enabled; /* STRATA_AUTH_ANONYMOUS_USERS_ENABLED: POST /signup
+                                  * without email creates an anonymous user; default false */
 
     /* More PostgREST settings (the transaction context and operations) */
     char *db_extra_search_path; /* db-extra-search-path: schemas after the request's own in

@@ -304,6 +304,120 @@ static const char *const AUTH_SQL[] = {
 };
 
 
+/* Migration 11: refresh tokens as GoTrue treats them (docs/auth.md). strata_refresh gains
+ * the reuse interval: a token revoked (rotated) less than that many seconds ago refreshes
+ * again instead of counting as reuse, so two tabs refreshing at once keep their session;
+ * later, reuse still ends the session. Each rotation also prunes the session's revoked
+ * tokens, keeping those revoked within the last 24 hours (GoTrue's cleanup keeps as long),
+ * at most the 50 most recent: that is the window reuse detection covers. */
+static const char *const AUTH_REFRESH_SQL[] = {
+    "drop function auth.strata_refresh(text, text);\n"
+    "create function auth.strata_refresh(p_old_hash text, p_new_hash text, p_reuse_interval int,\n"
+    "  out status text, out user_json jsonb, out session_id uuid)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare t auth.refresh_tokens; u auth.users;\n"
+    "begin\n"
+    "  select * into t from auth.refresh_tokens where token_hash = p_old_hash for update;\n"
+    "  if not found then status := 'refresh_token_not_found'; return; end if;\n"
+    "  if t.revoked then\n"
+    /* updated_at is when it was revoked (the trigger stamps the one update it gets). */
+    "    if coalesce(p_reuse_interval, 0) <= 0 or now() > t.updated_at + make_interval(secs => p_reuse_interval) then\n"
+    "      delete from auth.sessions where id = t.session_id;\n"
+    "      status := 'refresh_token_already_used';\n"
+    "      return;\n"
+    "    end if;\n"
+    "  else\n"
+    "    update auth.refresh_tokens set revoked = true where id = t.id;\n"
+    "  end if;\n"
+    "  insert into auth.refresh_tokens (token_hash, session_id, user_id, parent)\n"
+    "  values (p_new_hash, t.session_id, t.user_id, t.id);\n"
+    "  delete from auth.refresh_tokens r where r.session_id = t.session_id and r.revoked and r.id <> t.id\n"
+    "    and (r.updated_at < now() - interval '24 hours' or r.id not in (\n"
+    "      select k.id from auth.refresh_tokens k where k.session_id = t.session_id and k.revoked\n"
+    "      order by k.updated_at desc, k.id desc limit 50));\n"
+    "  update auth.sessions set refreshed_at = now() where id = t.session_id;\n"
+    "  select * into u from auth.users where id = t.user_id;\n"
+    "  status := 'ok';\n"
+    "  session_id := t.session_id;\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n"
+    "revoke all on function auth.strata_refresh(text, text, int) from public;\n"
+    "grant execute on function auth.strata_refresh(text, text, int) to strata_auth;\n",
+    NULL,
+};
+
+/* Migration 12: anonymous users (GoTrue's POST /signup without email or phone, when
+ * strata-auth-anonymous-users-enabled is on). They have no email (NULL; "" in the user JSON,
+ * as GoTrue), no identity, app_metadata {} and is_anonymous true. An email set through
+ * PUT /user makes one permanent at once (emails are auto-confirmed): is_anonymous false,
+ * an email identity and the email provider in app_metadata, as GoTrue after verification. */
+static const char *const AUTH_ANON_SQL[] = {
+    "alter table auth.users alter column email drop not null;\n"
+    "alter table auth.users add column is_anonymous boolean not null default false;\n"
+    "create or replace function auth.user_json(u auth.users) returns jsonb language sql stable set search_path = '' as $f$\n"
+    "  select jsonb_build_object(\n"
+    "    'id', u.id, 'aud', u.aud, 'role', u.role, 'email', coalesce(u.email, ''),\n"
+    "    'email_confirmed_at', u.email_confirmed_at, 'phone', '', 'confirmed_at', u.email_confirmed_at,\n"
+    "    'last_sign_in_at', u.last_sign_in_at,\n"
+    "    'app_metadata', u.raw_app_meta_data, 'user_metadata', u.raw_user_meta_data,\n"
+    "    'identities', coalesce((select jsonb_agg(jsonb_build_object(\n"
+    "        'identity_id', i.id, 'id', i.provider_id, 'user_id', i.user_id,\n"
+    "        'identity_data', i.identity_data, 'provider', i.provider,\n"
+    "        'last_sign_in_at', i.last_sign_in_at, 'created_at', i.created_at,\n"
+    "        'updated_at', i.updated_at, 'email', i.identity_data ->> 'email') order by i.created_at)\n"
+    "      from auth.identities i where i.user_id = u.id), '[]'::jsonb),\n"
+    "    'created_at', u.created_at, 'updated_at', u.updated_at, 'is_anonymous', u.is_anonymous) $f$;\n"
+    "create function auth.strata_signup_anonymous(p_meta jsonb, p_token_hash text, p_ip text, p_ua text,\n"
+    "  out status text, out user_json jsonb, out session_id uuid)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  insert into auth.users (email, is_anonymous, last_sign_in_at, raw_app_meta_data, raw_user_meta_data)\n"
+    "  values (null, true, now(), '{}', coalesce(p_meta, '{}'::jsonb))\n"
+    "  returning * into u;\n"
+    "  session_id := auth.new_session(u.id, p_token_hash, p_ip, p_ua);\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n",
+    "create or replace function auth.strata_user_update(p_user uuid, p_session uuid, p_email text, p_hash text,\n"
+    "  p_meta jsonb, out status text, out user_json jsonb)\n"
+    "language plpgsql security definer set search_path = '' as $f$\n"
+    "declare u auth.users;\n"
+    "begin\n"
+    "  select * into u from auth.users where id = p_user for update;\n"
+    "  if not found then status := 'user_not_found'; return; end if;\n"
+    "  if p_session is not null and not exists (select from auth.sessions s where s.id = p_session and s.user_id = p_user) then\n"
+    "    status := 'session_not_found'; return;\n"
+    "  end if;\n"
+    "  begin\n"
+    "    update auth.users set\n"
+    "      email = coalesce(p_email, email),\n"
+    "      encrypted_password = coalesce(p_hash, encrypted_password),\n"
+    "      raw_user_meta_data = case when p_meta is null then raw_user_meta_data\n"
+    "                                else auth.merge_meta(raw_user_meta_data, p_meta) end\n"
+    "    where id = p_user returning * into u;\n"
+    "  exception when unique_violation then\n"
+    "    status := 'email_exists'; return;\n"
+    "  end;\n"
+    "  if p_email is not null and u.is_anonymous then\n"
+    "    update auth.users set is_anonymous = false, email_confirmed_at = now(),\n"
+    "      raw_app_meta_data = raw_app_meta_data || '{\"provider\":\"email\",\"providers\":[\"email\"]}'\n"
+    "    where id = p_user returning * into u;\n"
+    "    insert into auth.identities (user_id, provider, provider_id, identity_data, last_sign_in_at)\n"
+    "    values (u.id, 'email', u.id::text, jsonb_build_object('sub', u.id::text, 'email', u.email,\n"
+    "            'email_verified', true, 'phone_verified', false), now());\n"
+    "  elsif p_email is not null then\n"
+    "    update auth.identities set identity_data = identity_data || jsonb_build_object('email', u.email)\n"
+    "    where user_id = p_user and provider = 'email';\n"
+    "  end if;\n"
+    "  status := 'ok';\n"
+    "  user_json := auth.user_json(u);\n"
+    "end $f$;\n"
+    "revoke all on function auth.strata_signup_anonymous(jsonb, text, text, text) from public;\n"
+    "grant execute on function auth.strata_signup_anonymous(jsonb, text, text, text) to strata_auth;\n",
+    NULL,
+};
+
 /* Append only: a migration, once released, never changes. */
 static const migration_t MIGRATIONS[] = {
     {1, "strata_meta",
@@ -333,6 +447,9 @@ static const migration_t MIGRATIONS[] = {
      "grant usage on schema strata_meta to public;"
      "grant execute on function strata_meta.plan_rows(text, text[]) to public;", false, NULL},
     {10, "auth", "set local client_min_messages = warning", true, AUTH_SQL},
+    /* Optional like 10, which it needs: retried at each start until both apply. */
+    {11, "auth_refresh_reuse", "set local client_min_messages = warning", true, AUTH_REFRESH_SQL},
+    {12, "auth_anonymous", "set local client_min_messages = warning", true, AUTH_ANON_SQL},
 };
 
 static const char *const DEMO_SQL[] = {
@@ -548,7 +665,9 @@ int db_migrate_auth_ready(const char *admin_conninfo, const char *api_conninfo, 
     PQsetNoticeProcessor(c, NULL, NULL);
     const char *p[1] = {role};
     r = PQexecParams(c,
-                     "select to_regprocedure('auth.strata_signup(text,text,jsonb,text,text,text)') is not null,"
+                     "select to_regprocedure('auth.strata_signup(text,text,jsonb,text,text,text)') is not null"
+                     "   and to_regprocedure('auth.strata_refresh(text,text,int)') is not null"
+                     "   and to_regprocedure('auth.strata_signup_anonymous(jsonb,text,text,text)') is not null,"
                      " pg_has_role($1, 'strata_auth', 'member'),"
                      " format('grant strata_auth to %I', $1)",
                      1, NULL, p, NULL, NULL, 0);
@@ -557,7 +676,7 @@ int db_migrate_auth_ready(const char *admin_conninfo, const char *api_conninfo, 
         goto out;
     }
     if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-        snprintf(err, errlen, "the auth schema is missing (migration 10 was not applied)");
+        snprintf(err, errlen, "the auth schema is missing (migrations 10 to 12 were not applied)");
         goto out;
     }
     if (strcmp(PQgetvalue(r, 0, 1), "t") != 0 && exec(c, PQgetvalue(r, 0, 2), msg, sizeof(msg)) != CORE_OK) {

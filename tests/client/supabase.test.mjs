@@ -1,7 +1,8 @@
 // Client suite: @supabase/supabase-js 2.100.0 (auth-js + postgrest-js) used as applications use
 // it, against strata's /auth/v1 and /rest/v1 on a private PostgreSQL: sign up, sign in, getUser,
 // refresh, updateUser, sign out, then RLS through from(...).select() as the signed-in user and
-// as anon. Plain node, no browser: persistSession off.
+// as anon, and signInAnonymously (enabled here; disabled on a second instance). Plain node, no
+// browser: persistSession off.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -32,6 +33,7 @@ before(async () => {
       PGRST_JWT_SECRET: SECRET,
       STRATA_AUTH_PASSWORD_HASH: 'min',
       STRATA_AUTH_RATE_LIMIT_PER_MIN: '100000',
+      STRATA_AUTH_ANONYMOUS_USERS_ENABLED: 'true',
     },
   });
   pg.psql(`
@@ -149,4 +151,55 @@ test('supabase-js: from(...).select() respects RLS for users and anon', async ()
   const del = await admin.auth.admin.deleteUser(a.id);
   assert.equal(del.error, null, del.error?.message);
   assert.deepEqual(tasks(await anon.from('todos').select('task')), [], 'cascade removed alice\'s rows');
+});
+
+test('supabase-js: signInAnonymously gives a session; getUser shows is_anonymous; RLS sees auth.uid()', async () => {
+  const sb = client();
+  let { data, error } = await sb.auth.signInAnonymously({ options: { data: { guest: true } } });
+  assert.equal(error, null, error?.message);
+  assert.ok(data.session?.access_token, 'a session');
+  assert.equal(data.user.is_anonymous, true);
+  assert.deepEqual(data.user.user_metadata, { guest: true });
+  const id = data.user.id;
+  ({ data, error } = await sb.auth.getUser());
+  assert.equal(error, null, error?.message);
+  assert.equal(data.user.id, id);
+  assert.equal(data.user.is_anonymous, true);
+  assert.equal(data.user.role, 'authenticated');
+  // Rows written as the anonymous user carry its auth.uid(), and only it reads them back.
+  let r = await sb.from('todos').insert({ task: 'guest task' }).select('task, user_id');
+  assert.equal(r.error, null, r.error?.message);
+  assert.deepEqual(r.data, [{ task: 'guest task', user_id: id }]);
+  r = await sb.from('todos').select('task').eq('user_id', id);
+  assert.deepEqual(r.data, [{ task: 'guest task' }]);
+  r = await client().from('todos').select('task').eq('user_id', id);
+  assert.deepEqual(r.data, [], 'anon does not see it');
+  ({ data, error } = await sb.auth.refreshSession());
+  assert.equal(error, null, error?.message);
+  assert.equal(data.user.is_anonymous, true);
+  const { data: settings } = await fetch(`${strata.url}/auth/v1/settings`).then(async (res) => ({ data: await res.json() }));
+  assert.equal(settings.external.anonymous_users, true);
+});
+
+test('supabase-js: signInAnonymously when anonymous sign-ins are off: 422 anonymous_provider_disabled', async () => {
+  const off = await startStrata({
+    env: {
+      PGRST_DB_URI: pg.conninfo(),
+      STRATA_DB_ADMIN_URI: pg.conninfo('postgres'),
+      PGRST_DB_ANON_ROLE: 'anon',
+      PGRST_JWT_SECRET: SECRET,
+      STRATA_AUTH_PASSWORD_HASH: 'min',
+    },
+  });
+  try {
+    const sb = createClient(off.url, ANON_KEY, { auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } });
+    const { data, error } = await sb.auth.signInAnonymously();
+    assert.equal(error?.code, 'anonymous_provider_disabled');
+    assert.equal(error?.status, 422);
+    assert.equal(error?.message, 'Anonymous sign-ins are disabled');
+    assert.equal(data.session, null);
+  } finally {
+    const exit = await off.stop();
+    assert.equal(exit.code, 0, off.log.slice(-3000));
+  }
 });

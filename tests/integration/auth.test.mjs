@@ -1,11 +1,14 @@
 // The auth service under /auth/v1 (GoTrue-compatible) against a real PostgreSQL: every route,
 // GoTrue's error shapes, refresh-token rotation with reuse detection, logout scopes, admin
-// routes behind the service role, rate limits, malformed input, and row-level security end to
-// end with Supabase-style policies written with auth.uid().
+// routes behind the service role, rate limits, malformed input, row-level security end to end
+// with Supabase-style policies written with auth.uid(), the refresh-token reuse interval and
+// pruning, and config reloads reaching the auth service (new secret, settings, 503 and back).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startPostgres, startStrata, sleep } from './lib/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startPostgres, startStrata, sleep, tmpDir, until } from './lib/harness.mjs';
 
 const SECRET = 'strata-auth-test-secret-at-least-32-characters';
 const V2024 = { 'X-Supabase-Api-Version': '2024-01-01' };
@@ -209,8 +212,12 @@ test('POST /signup: duplicate email (case-insensitive), weak password, missing f
   error2024(r, 422, 'weak_password');
   assert.deepEqual(r.json.weak_password, { reasons: ['length'] });
   assert.equal(r.json.message, 'Password should be at least 6 characters.');
+  // Neither email nor phone is an anonymous sign-in for GoTrue, off by default.
   r = await api('POST', '/auth/v1/signup', { body: { password: 'secret-pw' } });
-  legacyError(r, 400, 'validation_failed');
+  legacyError(r, 422, 'anonymous_provider_disabled');
+  assert.equal(r.json.msg, 'Anonymous sign-ins are disabled');
+  r = await api('POST', '/auth/v1/signup', { body: { phone: '+15550100' } });
+  legacyError(r, 400, 'phone_provider_disabled');
   r = await api('POST', '/auth/v1/signup', { body: { email: email('nopw') } });
   legacyError(r, 400, 'validation_failed');
   r = await api('POST', '/auth/v1/signup', { body: { email: 'not-an-email', password: 'secret-pw' } });
@@ -237,7 +244,30 @@ test('POST /token?grant_type=password: right and wrong passwords, unknown email'
   legacyError(r, 400, 'invalid_credentials');
 });
 
-test('POST /token?grant_type=refresh_token: rotation, and reuse revokes the whole session', async () => {
+// Another strata on the same database; stopped (exit 0 checked) after fn.
+async function withStrata(env, fn) {
+  const s = await startStrata({
+    env: {
+      PGRST_DB_URI: pg.conninfo(),
+      STRATA_DB_ADMIN_URI: pg.conninfo('postgres'),
+      PGRST_DB_ANON_ROLE: 'anon',
+      STRATA_AUTH_PASSWORD_HASH: 'min',
+      STRATA_AUTH_RATE_LIMIT_PER_MIN: '100000',
+      ...env,
+    },
+  });
+  const saved = base;
+  base = s.url;
+  try {
+    await fn(s);
+  } finally {
+    base = saved;
+    const exit = await s.stop();
+    assert.equal(exit.code, 0, s.log.slice(-3000));
+  }
+}
+
+test('POST /token?grant_type=refresh_token: rotation, and (reuse interval 0) reuse revokes the whole session', () => withStrata({ PGRST_JWT_SECRET: SECRET, STRATA_AUTH_REFRESH_TOKEN_REUSE_INTERVAL: '0' }, async () => {
   const addr = email('refresh');
   const s1 = await signup(addr);
   let r = await api('POST', '/auth/v1/token?grant_type=refresh_token', { body: { refresh_token: s1.refresh_token } });
@@ -267,6 +297,71 @@ test('POST /token?grant_type=refresh_token: rotation, and reuse revokes the whol
   const other = await login(addr);
   r = await api('GET', '/auth/v1/user', { token: other.access_token });
   assert.equal(r.status, 200);
+  // Even straight after its rotation, a used token is reuse with the interval at 0.
+  r = await api('POST', '/auth/v1/token?grant_type=refresh_token', { body: { refresh_token: other.refresh_token } });
+  assert.equal(r.status, 200, r.text);
+  r = await api('POST', '/auth/v1/token?grant_type=refresh_token', { body: { refresh_token: other.refresh_token } });
+  legacyError(r, 400, 'refresh_token_already_used');
+  assert.equal(pg.psql(`select count(*) from auth.refresh_tokens where user_id = '${s1.user.id}' and not revoked`).trim(), '0');
+}));
+
+const sessionOf = (t) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url')).session_id;
+const refresh = (token) => api('POST', '/auth/v1/token?grant_type=refresh_token', { body: { refresh_token: token } });
+
+test('refresh-token reuse interval (default 10 s): the just-rotated token refreshes again, the session stays', async () => {
+  const s1 = await signup(email('tabs'));
+  // Two tabs refresh with the same token at once, then one after the other.
+  const both = await Promise.all([refresh(s1.refresh_token), refresh(s1.refresh_token)]);
+  for (const r of both) assert.equal(r.status, 200, r.text);
+  const again = await refresh(s1.refresh_token);
+  assert.equal(again.status, 200, again.text);
+  const tokens = [...both, again].map((r) => r.json);
+  assert.equal(new Set(tokens.map((t) => t.refresh_token)).size, 3, 'each answer has a token of its own');
+  for (const t of tokens) {
+    assert.equal(sessionOf(t.access_token), sessionOf(s1.access_token), 'same session');
+    const u = await api('GET', '/auth/v1/user', { token: t.access_token });
+    assert.equal(u.status, 200, u.text);
+  }
+  // Every tab goes on refreshing with what it got.
+  for (const t of tokens) assert.equal((await refresh(t.refresh_token)).status, 200);
+  const sid = sessionOf(s1.access_token);
+  assert.equal(pg.psql(`select count(*) from auth.sessions where id = '${sid}'`).trim(), '1');
+  // Past the interval, the same token is reuse: the session ends (interval shortened here by
+  // dating its revocation back, with triggers off so updated_at keeps the old time).
+  pg.psql(`set session_replication_role = replica; update auth.refresh_tokens set updated_at = now() - interval '11 seconds' where session_id = '${sid}' and revoked`);
+  const r = await refresh(s1.refresh_token);
+  legacyError(r, 400, 'refresh_token_already_used');
+  assert.equal(pg.psql(`select count(*) from auth.sessions where id = '${sid}'`).trim(), '0');
+  assert.equal((await refresh(tokens[0].refresh_token)).status, 400);
+});
+
+test('refresh tokens are pruned: a session keeps at most 50 revoked ones, none revoked over 24 hours ago', async () => {
+  const s = await signup(email('prune'));
+  const sid = sessionOf(s.access_token);
+  const count = (where = '') => Number(pg.psql(`select count(*) from auth.refresh_tokens where session_id = '${sid}' ${where}`).trim());
+  let tok = s.refresh_token;
+  const used = [];
+  for (let i = 0; i < 70; i++) {
+    const r = await refresh(tok);
+    assert.equal(r.status, 200, r.text);
+    used.push(tok);
+    tok = r.json.refresh_token;
+  }
+  assert.equal(count('and not revoked'), 1);
+  assert.equal(count('and revoked'), 50);
+  // The oldest are gone (not found, the session lives on); the recent ones still count as reuse.
+  legacyError(await refresh(used[0]), 400, 'refresh_token_not_found');
+  assert.equal((await api('GET', '/auth/v1/user', { token: s.access_token })).status, 200);
+  // Revoked over a day ago: deleted at the next rotation, whatever their number.
+  pg.psql(`set session_replication_role = replica; update auth.refresh_tokens set updated_at = now() - interval '25 hours' where session_id = '${sid}' and revoked`);
+  const r = await refresh(tok);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(count('and revoked'), 1, 'only the token just rotated');
+  assert.equal(count(), 2);
+  // Reuse detection still works for the recent one.
+  pg.psql(`set session_replication_role = replica; update auth.refresh_tokens set updated_at = now() - interval '1 minute' where session_id = '${sid}' and revoked`);
+  legacyError(await refresh(tok), 400, 'refresh_token_already_used');
+  assert.equal(count(), 0, 'the session and its tokens are gone');
 });
 
 test('GET/PUT /user: the bearer\'s user, metadata merge, password and email change', async () => {
@@ -565,5 +660,142 @@ test('without privileges for schema auth: strata starts, logs one line, /auth/v1
     }
   } finally {
     pg2.cleanup();
+  }
+});
+
+test('anonymous sign-ins (strata-auth-anonymous-users-enabled): users without email, is_anonymous, RLS, made permanent by an email', () => withStrata({ PGRST_JWT_SECRET: SECRET, STRATA_AUTH_ANONYMOUS_USERS_ENABLED: 'true' }, async () => {
+  let r = await api('GET', '/auth/v1/settings');
+  assert.equal(r.json.external.anonymous_users, true);
+  r = await api('POST', '/auth/v1/signup', { body: { data: { theme: 'dark' } } });
+  assert.equal(r.status, 200, r.text);
+  const s = r.json;
+  assert.match(s.refresh_token, /^[A-Za-z0-9_-]{43}$/);
+  const u = s.user;
+  assert.equal(u.is_anonymous, true);
+  assert.equal(u.email, '');
+  assert.equal(u.phone, '');
+  assert.equal(u.role, 'authenticated');
+  assert.deepEqual(u.app_metadata, {});
+  assert.deepEqual(u.user_metadata, { theme: 'dark' });
+  assert.deepEqual(u.identities, []);
+  const c = JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url'));
+  assert.equal(c.is_anonymous, true);
+  assert.equal(c.role, 'authenticated');
+  assert.equal(c.sub, u.id);
+  assert.deepEqual(c.amr.map((a) => a.method), ['anonymous']);
+  // {} works as well; each call is a new user.
+  r = await api('POST', '/auth/v1/signup', { body: {} });
+  assert.equal(r.status, 200, r.text);
+  assert.notEqual(r.json.user.id, u.id);
+  assert.equal(pg.psql(`select is_anonymous::text || coalesce(email, '-') from auth.users where id = '${u.id}'`).trim(), 'true-');
+  // An anonymous user is a user: GET /user, refresh, RLS with auth.uid().
+  r = await api('GET', '/auth/v1/user', { token: s.access_token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.is_anonymous, true);
+  r = await refresh(s.refresh_token);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(JSON.parse(Buffer.from(r.json.access_token.split('.')[1], 'base64url')).is_anonymous, true);
+  r = await api('POST', '/rest/v1/notes', { token: s.access_token, body: { body: 'anonymous note' }, headers: { Prefer: 'return=representation' } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json[0].user_id, u.id);
+  r = await api('POST', '/rest/v1/rpc/whoami', { token: s.access_token, body: {} });
+  assert.deepEqual(r.json, { uid: u.id, role: 'authenticated', email: '' });
+  // Email and password through PUT /user make it permanent (emails are auto-confirmed).
+  const addr = email('converted');
+  r = await api('PUT', '/auth/v1/user', { token: s.access_token, body: { email: addr, password: 'secret-pw' } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.is_anonymous, false);
+  assert.equal(r.json.email, addr);
+  assert.deepEqual(r.json.app_metadata, { provider: 'email', providers: ['email'] });
+  assert.equal(r.json.identities.length, 1);
+  const l = await login(addr);
+  assert.equal(l.user.id, u.id);
+  assert.equal(JSON.parse(Buffer.from(l.access_token.split('.')[1], 'base64url')).is_anonymous, false);
+}));
+
+test('a config reload reaches the auth service: new secret and settings, old tokens rejected, 503 and back', async () => {
+  const dir = tmpDir('strata-auth-reload-');
+  const cfgFile = path.join(dir, 'strata.conf');
+  const SECRET_A = 'reload-secret-A-that-is-at-least-32-characters';
+  const SECRET_B = 'reload-secret-B-that-is-at-least-32-characters';
+  fs.writeFileSync(cfgFile, `jwt-secret = "${SECRET_A}"\n`);
+  const s = await startStrata({
+    args: [cfgFile],
+    env: {
+      PGRST_DB_URI: pg.conninfo(),
+      STRATA_DB_ADMIN_URI: pg.conninfo('postgres'),
+      PGRST_DB_ANON_ROLE: 'anon',
+      STRATA_AUTH_PASSWORD_HASH: 'min',
+      STRATA_AUTH_RATE_LIMIT_PER_MIN: '100000',
+    },
+  });
+  const saved = base;
+  base = s.url;
+  const verifies = (token, secret) => {
+    const [h, p, sig] = token.split('.');
+    return crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url') === sig;
+  };
+  try {
+    const addr = email('reload');
+    const a = await signup(addr);
+    assert.ok(verifies(a.access_token, SECRET_A));
+    assert.equal(a.expires_in, 3600);
+    assert.equal((await api('GET', '/auth/v1/user', { token: a.access_token })).status, 200);
+    assert.equal((await api('GET', '/rest/v1/notes', { token: a.access_token })).status, 200);
+
+    // Secret B, a shorter token lifetime and a tighter password rule, through NOTIFY.
+    fs.writeFileSync(cfgFile, `jwt-secret = "${SECRET_B}"\nstrata-auth-jwt-exp = 120\nstrata-auth-password-min-length = 10\n`);
+    pg.psql("notify pgrst, 'reload config'");
+    let b;
+    await until(async () => {
+      const r = await api('POST', '/auth/v1/token?grant_type=password', { body: { email: addr, password: 'secret-pw' } });
+      b = r.json;
+      return r.status === 200 && verifies(b.access_token, SECRET_B);
+    }, 10000, 'a token signed with secret B');
+    assert.equal(b.expires_in, 120);
+    const claims = JSON.parse(Buffer.from(b.access_token.split('.')[1], 'base64url'));
+    assert.equal(claims.exp - claims.iat, 120);
+    // The next requests (on either worker) verify with B only.
+    for (let i = 0; i < 4; i++) {
+      legacyError(await api('GET', '/auth/v1/user', { token: a.access_token }), 403, 'bad_jwt');
+      const r = await api('GET', '/rest/v1/notes', { token: a.access_token });
+      assert.equal(r.status, 401, r.text);
+      assert.equal(r.json.code, 'PGRST301');
+      assert.equal((await api('GET', '/auth/v1/user', { token: b.access_token })).status, 200);
+      assert.equal((await api('GET', '/rest/v1/notes', { token: b.access_token })).status, 200);
+    }
+    // The refresh token outlives the key change; its new access token is signed with B.
+    let r = await api('POST', '/auth/v1/token?grant_type=refresh_token', { body: { refresh_token: a.refresh_token } });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(verifies(r.json.access_token, SECRET_B));
+    r = await api('PUT', '/auth/v1/user', { token: b.access_token, body: { password: 'short-pw' } });
+    legacyError(r, 422, 'weak_password');
+
+    // A key that cannot sign (an RSA public key): /auth/v1 answers 503 and says why, as at
+    // startup; REST keeps working with the new key.
+    const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = JSON.stringify(publicKey.export({ format: 'jwk' }));
+    fs.writeFileSync(cfgFile, `jwt-secret = ${JSON.stringify(jwk)}\n`);
+    s.proc.kill('SIGUSR2');
+    await until(async () => (await api('GET', '/auth/v1/health')).status === 503, 10000, '503 after an RSA key');
+    r = await api('GET', '/auth/v1/settings', { headers: V2024 });
+    error2024(r, 503, 'unexpected_failure');
+    assert.match(r.json.message, /not an HMAC secret/);
+    assert.equal((await api('GET', '/rest/v1/notes', { token: b.access_token })).status, 401);
+    assert.equal((await api('GET', '/rest/v1/notes')).status, 200);
+
+    // Back to secret A: the service answers again, with A.
+    fs.writeFileSync(cfgFile, `jwt-secret = "${SECRET_A}"\n`);
+    s.proc.kill('SIGUSR2');
+    await until(async () => (await api('GET', '/auth/v1/health')).status === 200, 10000, 'the service back after secret A');
+    const c = await login(addr);
+    assert.ok(verifies(c.access_token, SECRET_A));
+    assert.equal(c.expires_in, 3600);
+    assert.equal((await api('GET', '/auth/v1/user', { token: a.access_token })).status, 200, 'token A is good again');
+    assert.match(s.log, /auth: \/auth\/v1 is available again/);
+  } finally {
+    base = saved;
+    const exit = await s.stop();
+    assert.equal(exit.code, 0, s.log.slice(-3000));
   }
 });

@@ -47,6 +47,22 @@ static void test_ratelimit(void)
     rl = auth_ratelimit_create(16, 0);
     for (int i = 0; i < 100; i++) CHECK_INT(auth_ratelimit_take(rl, k, 1), 0);
     auth_ratelimit_free(rl);
+    /* A reload changes the rate of a live limiter: off, then a bigger bucket refilling
+     * faster, then back to one a minute (buckets keep their tokens, capped at the size). */
+    rl = auth_ratelimit_create(16, 1);
+    CHECK_INT(auth_ratelimit_take(rl, k, 1000), 0);
+    CHECK(auth_ratelimit_take(rl, k, 1000) > 0);
+    auth_ratelimit_set_rate(rl, 0);
+    for (int i = 0; i < 10; i++) CHECK_INT(auth_ratelimit_take(rl, k, 1000), 0);
+    auth_ratelimit_set_rate(rl, 120); /* one every 500 ms */
+    CHECK_INT(auth_ratelimit_take(rl, k, 1500), 0);
+    CHECK(auth_ratelimit_take(rl, k, 1500) > 0);
+    CHECK_INT(auth_ratelimit_take(rl, k, 2000), 0);
+    auth_ratelimit_set_rate(rl, 1);
+    CHECK(auth_ratelimit_take(rl, k, 30000) > 0);
+    CHECK_INT(auth_ratelimit_take(rl, k, 62000), 0);
+    CHECK(auth_ratelimit_take(rl, k, 62000) > 0);
+    auth_ratelimit_free(rl);
     /* Very long keys are fine (truncated and hashed). */
     rl = auth_ratelimit_create(16, 1);
     char big[400];
@@ -119,6 +135,15 @@ static void test_tokens(void)
     CHECK_INT(auth_claims_build(user, NULL, "my-app", now, now + 60, &claims), CORE_OK);
     CHECK(strstr(claims.ptr, "\"aud\":\"my-app\"") != NULL);
     CHECK(strstr(claims.ptr, "session_id") == NULL);
+    /* An anonymous user: is_anonymous and amr say so. */
+    json_t *anon = json_loads("{\"id\":\"0d6f3f5e-8d6b-4b8e-9d3a-3c3a1b1b1b1c\",\"email\":\"\","
+                              "\"role\":\"authenticated\",\"is_anonymous\":true}", 0, &je);
+    core_buf_reset(&claims);
+    CHECK_INT(auth_claims_build(anon, NULL, NULL, now, now + 60, &claims), CORE_OK);
+    CHECK(strstr(claims.ptr, "\"is_anonymous\":true") != NULL);
+    CHECK(strstr(claims.ptr, "\"method\":\"anonymous\"") != NULL);
+    CHECK(strstr(claims.ptr, "\"email\":\"\"") != NULL);
+    json_decref(anon);
     /* A user without an id is refused. */
     json_t *bad = json_loads("{\"email\":\"x@y.z\"}", 0, &je);
     CHECK_INT(auth_claims_build(bad, NULL, NULL, now, now + 60, &claims), CORE_EINVAL);
@@ -266,6 +291,41 @@ static void test_hashing(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+/* The service's lifetime across reloads: it takes its own reference to each verifier, so
+ * the config generation that built one may go first (ASan/LSan see any double free or
+ * leak); a verifier that cannot sign, then one that can, then out of memory on a reload. */
+static void test_service_reload(void)
+{
+    core_config_t cfg;
+    core_config_defaults(&cfg);
+    cfg.auth_password_hash = (char *)(uintptr_t)"min";
+    auth_jwt_t *none = verifier(NULL);
+    CHECK(auth_jwt_ref(none) == none);
+    auth_jwt_free(none); /* back to one reference */
+    auth_service_t *s = NULL;
+    CHECK_INT(auth_service_create(&cfg, none, NULL, 2, &s), CORE_OK);
+    auth_jwt_free(none); /* the generation goes; the service keeps the verifier */
+    uv_loop_t loop;
+    CHECK_INT(uv_loop_init(&loop), 0);
+    auth_worker_t *w = auth_worker_create(s, &loop, NULL, NULL);
+    CHECK(w != NULL);
+    auth_jwt_t *v = verifier(SECRET);
+    cfg.auth_refresh_token_reuse_interval_s = 0;
+    CHECK_INT(auth_service_reload(s, &cfg, v), CORE_OK);
+    auth_jwt_free(v);
+    for (long n = 1; n < 6; n++) {
+        auth_jwt_t *v2 = verifier(SECRET);
+        core_alloc_fail_after(n);
+        int rc = auth_service_reload(s, &cfg, v2);
+        core_alloc_fail_after(0);
+        CHECK(rc == CORE_OK || rc == CORE_ENOMEM);
+        auth_jwt_free(v2);
+    }
+    auth_worker_free(w); /* drops the worker's generation */
+    auth_service_free(s);
+    CHECK_INT(uv_loop_close(&loop), 0);
+}
+
 /* Out of memory at every allocation in turn: each call fails cleanly or succeeds, never
  * crashes or leaks (ASan run). */
 static void test_alloc_failures(void)
@@ -304,6 +364,7 @@ int main(void)
     test_tokens();
     test_body();
     test_hashing();
+    test_service_reload();
     test_alloc_failures();
     TEST_MAIN_END();
 }
