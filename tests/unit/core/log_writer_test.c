@@ -4,6 +4,7 @@
  * only after stderr is restored, so failures print where they should. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,68 @@ static void test_cap(void)
     free(c.r.data);
 }
 
+/* ---- a non-blocking stderr (EAGAIN: poll, then retry) -------------------------------- */
+
+static void test_nonblocking(void)
+{
+    uint64_t dropped_before = core_log_dropped_total();
+    capture_t c;
+    capture_begin(&c, false);
+    int fl = fcntl(c.wfd, F_GETFL);
+    int nb = fl >= 0 ? fcntl(c.wfd, F_SETFL, fl | O_NONBLOCK) : -1;
+    int rc = core_log_writer_start();
+    char line[160];
+    enum { NB_LINES = 3000 }; /* ~270 KB: more than the pipe holds, less than the cap */
+    for (int k = 0; k < NB_LINES; k++) {
+        int n = snprintf(line, sizeof(line), "nb k=%d %s\n", k, CAP_PAD);
+        core_log_write_raw(line, (size_t)n);
+    }
+    capture_go(&c);
+    core_log_writer_stop();
+    str_t out = capture_end(&c);
+    CHECK_INT(nb, 0);
+    CHECK_INT(rc, CORE_OK);
+    CHECK_INT(core_log_dropped_total() - dropped_before, 0);
+    int next = 0, bad = 0;
+    const char *p0 = out.ptr, *end = out.ptr + out.len;
+    while (p0 < end) {
+        const char *nl = memchr(p0, '\n', (size_t)(end - p0));
+        if (!nl) break;
+        int k = -1, off = 0;
+        if (sscanf(p0, "nb k=%d %n", &k, &off) != 1 || k != next || (size_t)(nl - p0) != (size_t)off + sizeof(CAP_PAD) - 1)
+            bad++;
+        next = k + 1;
+        p0 = nl + 1;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(next, NB_LINES);
+    CHECK(p0 == end);
+    free(c.r.data);
+}
+
+/* ---- a failing stderr (no reader: EPIPE) loses lines, counted, and stop returns ------ */
+
+static void test_failing(void)
+{
+    uint64_t dropped_before = core_log_dropped_total();
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    int p[2];
+    if (pipe(p) != 0) exit(3);
+    close(p[0]);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(p[1], STDERR_FILENO);
+    int rc = core_log_writer_start();
+    for (int k = 0; k < 100; k++) core_log_write_raw("lost\n", 5);
+    core_log_writer_stop();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(p[1]);
+    signal(SIGPIPE, old);
+    CHECK_INT(rc, CORE_OK);
+    CHECK_INT(core_log_dropped_total() - dropped_before, 100);
+}
+
 /* ---- stop with nothing running, start twice ------------------------------------------ */
 
 static void test_idempotent(void)
@@ -293,6 +356,8 @@ int main(void)
 {
     test_order();
     test_cap();
+    test_nonblocking();
+    test_failing();
     test_idempotent();
     TEST_MAIN_END();
 }
