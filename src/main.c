@@ -65,7 +65,12 @@ int main(int argc, char **argv)
     cfg.config_path = file;
     if (demo) cfg.demo = true;
     core_log_set_level(cfg.log_level);
+    /* From here on log lines go through the writer thread, so a slow stderr never stalls a
+     * loop. Every path below returns through core_log_writer_stop, which writes what is
+     * queued (the shutdown lines included). If it cannot start, logging stays direct. */
+    if (core_log_writer_start() != CORE_OK) LOG_WARN("log writer thread not started; logging directly");
     int status = app_serve(&cfg);
     core_config_free(&cfg);
+    core_log_writer_stop();
     return status;
 }

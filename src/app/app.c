@@ -319,6 +319,8 @@ static void metrics_write(app_t *app, core_buf_t *b)
     core_buf_appendf(b, "# TYPE strata_schema_cache_relations gauge\nstrata_schema_cache_relations %zu\n",
                      s ? s->ntables : (size_t)0);
     db_schema_unref(s);
+    core_buf_appendf(b, "# TYPE strata_log_lines_dropped_total counter\nstrata_log_lines_dropped_total %llu\n",
+                     (unsigned long long)core_log_dropped_total());
 }
 
 static void respond_text(http_req_t *req, int status, const char *ct, core_buf_t *b)

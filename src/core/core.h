@@ -1,7 +1,7 @@
 /*
  * core: the pieces every other module stands on — status codes, the allocation hook,
  * length-carrying strings, request arenas, bounded buffers, PostgREST-shaped errors and
- * logging. Nothing here does I/O except the logger (stderr, line-buffered).
+ * logging. Nothing here does I/O except the logger (stderr, through a writer thread).
  */
 #ifndef STRATA_CORE_H
 #define STRATA_CORE_H
@@ -162,7 +162,10 @@ void core_errf(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4)
 const char *core_sample(str_t v, char *out, size_t outlen);
 
 /* ---- logging --------------------------------------------------------------------------
- * One JSON object per line on stderr. Thread-safe (each line is one write). */
+ * One JSON object per line on stderr. Thread-safe: lines from one call stay contiguous and
+ * in call order. Between core_log_writer_start and core_log_writer_stop a caller only copies
+ * its bytes into a bounded queue (never blocks on stderr); a writer thread does the write(2)s.
+ * Outside that window each call is one blocking write(2). See docs/internals/logging.md. */
 enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG_DEBUG };
 
 void core_log_set_level(int level);
@@ -172,8 +175,18 @@ int core_log_level_parse(str_t s, int *out) CORE_WUR;
 void core_log(int level, const char *fmt, ...) CORE_PRINTF(2, 3);
 /* Writes an already-built JSON object (without newline) as one log line. */
 void core_log_json_line(str_t json);
-/* Writes complete lines (each ending in '\n') with one write(2). */
+/* Writes complete lines (each ending in '\n'), all together (one write(2) when direct). */
 void core_log_write_raw(const char *p, size_t n);
+/* Starts the writer thread (main thread, once, before other threads log). Past `cap` queued
+ * bytes (0: 4 MiB) new calls are dropped whole and counted; a warn line reports how many once
+ * the writer catches up. Returns CORE_OK, or an error and logging stays direct. */
+int core_log_writer_start(void) CORE_WUR;
+int core_log_writer_start_cap(size_t cap) CORE_WUR;
+/* Writes everything queued, joins the thread and returns to direct writes. Waits at most
+ * 10 s for a stuck stderr, then returns leaving the thread behind (the process is exiting). */
+void core_log_writer_stop(void);
+/* Lines lost since the process started: dropped at the cap or failed to write. */
+uint64_t core_log_dropped_total(void);
 
 #define LOG_ERROR(...) core_log(CORE_LOG_ERROR, __VA_ARGS__)
 #define LOG_WARN(...) core_log(CORE_LOG_WARN, __VA_ARGS__)
