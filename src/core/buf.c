@@ -61,7 +61,7 @@ static bool reserve(core_buf_t *b, size_t n)
     return true;
 }
 
-void core_buf_append_u64(core_buf_t *b, uint64_t v)
+size_t core_u64_str(char *out, uint64_t v)
 {
     char d[20];
     size_t n = 0;
@@ -69,7 +69,16 @@ void core_buf_append_u64(core_buf_t *b, uint64_t v)
         d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v && n < sizeof(d));
-    core_buf_append(b, d + sizeof(d) - n, n);
+    memcpy(out, d + sizeof(d) - n, n);
+    out[n] = '\0';
+    return n;
+}
+
+void core_buf_append_u64(core_buf_t *b, uint64_t v)
+{
+    char d[21];
+    size_t n = core_u64_str(d, v);
+    core_buf_append(b, d, n);
 }
 
 void core_buf_truncate(core_buf_t *b, size_t len)

@@ -128,6 +128,8 @@ void core_buf_append_str(core_buf_t *b, str_t s);
 void core_buf_append_cstr(core_buf_t *b, const char *s);
 void core_buf_append_char(core_buf_t *b, char c);
 void core_buf_appendf(core_buf_t *b, const char *fmt, ...) CORE_PRINTF(2, 3);
+/* Writes v in decimal and a NUL into out (at least 21 bytes); returns the digits' length. */
+size_t core_u64_str(char *out, uint64_t v);
 /* Appends v in decimal (what "%llu" would write, without printf's machinery). */
 void core_buf_append_u64(core_buf_t *b, uint64_t v);
 /* Appends s as a JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD. */

@@ -371,7 +371,8 @@ static bool conn_send_stmts(db_conn_t *c, db_job_t *j)
 
     if (slot >= 0 && c->stmts[slot].sql) {
         if (c->stmts[slot].ready) {
-            snprintf(name, sizeof(name), "s%d", c->stmts[slot].id);
+            name[0] = 's';
+            core_u64_str(name + 1, (uint64_t)c->stmts[slot].id);
             named = true;
         }
     } else if (slot >= 0 && c->nstmts < STMT_MAX) {
@@ -384,7 +385,8 @@ static bool conn_send_stmts(db_conn_t *c, db_job_t *j)
             s->id = ++c->next_stmt_id;
             s->ready = false;
             c->nstmts++;
-            snprintf(name, sizeof(name), "s%d", s->id);
+            name[0] = 's';
+            core_u64_str(name + 1, (uint64_t)s->id);
             named = prepare = true;
         }
     }

@@ -521,12 +521,26 @@ str_t rest_unwrap_array(str_t body)
     return body;
 }
 
+/* Content-Range: "first-last/total", with "*" for an unknown total or for the range when
+ * there are no rows; in the arena, written without printf (every read's path). */
 str_t rest_content_range(core_arena_t *a, long offset, long page, long total)
 {
-    if (page > 0)
-        return total >= 0 ? rest_arena_printf(a, "%ld-%ld/%ld", offset, offset + page - 1, total)
-                          : rest_arena_printf(a, "%ld-%ld/*", offset, offset + page - 1);
-    return total >= 0 ? rest_arena_printf(a, "*/%ld", total) : STR_LIT("*/*");
+    if (page <= 0 && total < 0) return STR_LIT("*/*");
+    char *out = core_arena_alloc(a, 72);
+    if (!out) return STR_LIT("*/*");
+    size_t n = 0;
+    if (page > 0) {
+        n += core_u64_str(out + n, (uint64_t)(offset < 0 ? 0 : offset));
+        out[n++] = '-';
+        n += core_u64_str(out + n, (uint64_t)(offset < 0 ? 0 : offset) + (uint64_t)page - 1);
+    } else {
+        out[n++] = '*';
+    }
+    out[n++] = '/';
+    if (total >= 0) n += core_u64_str(out + n, (uint64_t)total);
+    else out[n++] = '*';
+    out[n] = '\0';
+    return (str_t){out, n};
 }
 
 core_err_t rest_db_error(http_req_t *req, const db_error_t *err)
@@ -926,8 +940,18 @@ static int identify(rest_env_t *env, http_req_t *req)
         }
     }
     if (!claims || !strcmp(claims, "{}")) {
-        str_t c = rest_arena_printf(req->arena, "{\"role\":\"%s\"}", au->role);
-        claims = c.ptr;
+        /* {"role":"<role>"}, the role escaped as JSON */
+        size_t rlen = strlen(au->role), cap = rlen * 6 + 16;
+        char *mem = core_arena_alloc(req->arena, cap);
+        claims = NULL;
+        if (mem) {
+            core_buf_t c;
+            core_buf_init_over(&c, mem, cap);
+            core_buf_append(&c, "{\"role\":", 8);
+            core_buf_append_json(&c, (str_t){au->role, rlen});
+            core_buf_append_char(&c, '}');
+            if (core_buf_status(&c) == CORE_OK) claims = mem;
+        }
     }
     au->claims_json = claims;
     if (!au->claims_json) {

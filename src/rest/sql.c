@@ -1201,14 +1201,14 @@ int rest_sql_read(core_arena_t *a, const db_schema_t *schema, const db_table_t *
     char num[24];
     if (limit >= 0) {
         core_buf_append_cstr(&b, " limit ");
-        int n = snprintf(num, sizeof(num), "%ld", limit);
-        if ((rc = rest_build_param(&x, (str_t){num, (size_t)n})) != CORE_OK) goto out;
+        size_t n = core_u64_str(num, (uint64_t)limit);
+        if ((rc = rest_build_param(&x, (str_t){num, n})) != CORE_OK) goto out;
         core_buf_append_cstr(&b, "::bigint");
     }
     if (q->offset > 0) {
         core_buf_append_cstr(&b, " offset ");
-        int n = snprintf(num, sizeof(num), "%ld", q->offset);
-        if ((rc = rest_build_param(&x, (str_t){num, (size_t)n})) != CORE_OK) goto out;
+        size_t n = core_u64_str(num, (uint64_t)q->offset);
+        if ((rc = rest_build_param(&x, (str_t){num, n})) != CORE_OK) goto out;
         core_buf_append_cstr(&b, "::bigint");
     }
     core_buf_append_cstr(&b, ") _s");

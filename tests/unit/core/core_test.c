@@ -49,6 +49,10 @@ static void test_buf(void)
     core_buf_append_u64(&b, 18446744073709551615u);
     CHECK_STR(core_buf_str(&b), "\"Bearer abc.def-ghi_jkl \\\"q\\\" tail\" 0 18446744073709551615");
     core_buf_free(&b);
+    char d[21];
+    CHECK(core_u64_str(d, 0) == 1 && strcmp(d, "0") == 0);
+    CHECK(core_u64_str(d, 18446744073709551615u) == 20 && strcmp(d, "18446744073709551615") == 0);
+    CHECK(core_u64_str(d, 1000) == 4 && strcmp(d, "1000") == 0);
 }
 
 /* Every byte value at every offset of a 19-byte plain-ASCII string (so each lands in the
