@@ -22,6 +22,11 @@
 
 #include "core.h"
 
+/* How long the writer gathers lines after the first one before writing, and how many
+ * queued bytes end the gathering early. */
+#define LOG_GATHER_NS 5000000L
+#define LOG_GATHER_BYTES ((size_t)64 * 1024)
+
 static atomic_int log_level = CORE_LOG_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -163,8 +168,9 @@ static bool queue_line(const char *p, size_t n, bool nl)
     memcpy(q.ptr + q.len, p, n);
     q.len += n;
     if (nl) q.ptr[q.len++] = '\n';
-    /* The writer sleeps only on an empty queue, so only the first append wakes it. */
-    if (was_empty) pthread_cond_signal(&wake);
+    /* The first append wakes the writer, which then gathers for a moment; a queue that grows
+     * past LOG_GATHER_BYTES meanwhile cuts the moment short. */
+    if (was_empty || (q.len >= LOG_GATHER_BYTES && q.len - need < LOG_GATHER_BYTES)) pthread_cond_signal(&wake);
     pthread_mutex_unlock(&mu);
     return true;
 }
@@ -187,6 +193,21 @@ static void *writer_main(void *arg)
     for (;;) {
         while (q.len == 0 && dropped_pending == 0 && !stopping) pthread_cond_wait(&wake, &mu);
         if (q.len == 0 && dropped_pending == 0) break; /* stopping, and all written */
+        /* Gather: under load every loop iteration queues its access-log lines, and a wake-up
+         * and a write per iteration cost a context switch each on a busy machine (measured:
+         * a fifth of W1's throughput on 2 cores). Waiting LOG_GATHER_NS for more makes it
+         * one write per moment; stopping or a large queue ends the wait at once. */
+        if (!stopping && q.len < LOG_GATHER_BYTES) {
+            struct timespec deadline;
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            deadline.tv_nsec += LOG_GATHER_NS;
+            if (deadline.tv_nsec >= 1000000000L) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000L;
+            }
+            while (!stopping && q.len < LOG_GATHER_BYTES)
+                if (pthread_cond_timedwait(&wake, &mu, &deadline) == ETIMEDOUT) break;
+        }
         /* Swap: callers keep appending to the other buffer while this one is written. */
         log_queue_t batch = q;
         q = spare;
