@@ -1,4 +1,7 @@
-/* The schema-cache keeper thread (see listener.h). Blocking libpq is allowed in this file. */
+/* The schema-cache keeper thread (see listener.h). Blocking libpq is allowed in this file:
+ * this thread is never a loop, so PQconnectdb may resolve db-uri's host names itself (a
+ * blocking getaddrinfo) here. The worker loops' pools resolve theirs off the loop
+ * (src/db/resolve.c). */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>

@@ -1,4 +1,7 @@
-/* Versioned migrations and the demo schema (see migrate.h). Blocking libpq is allowed here. */
+/* Versioned migrations and the demo schema (see migrate.h). Blocking libpq is allowed here:
+ * this runs at startup on the main thread, before the worker loops start, so PQconnectdb may
+ * resolve host names itself (a blocking getaddrinfo); the loops' pools resolve theirs off the
+ * loop (src/db/resolve.c). */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>

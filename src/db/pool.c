@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/resolve_int.h"
 
 #define CTX_STMT "strata_ctx"
 /* One prepared statement sets the request context; it is the same text for every request.
@@ -83,7 +84,8 @@ typedef struct {
     bool ready; /* the server confirmed the PREPARE */
 } stmt_t;
 
-enum conn_state { CS_DOWN, CS_BACKOFF, CS_CONNECTING, CS_SETUP, CS_READY, CS_CLOSING };
+/* CS_RESOLVING: waiting for the pool's host name lookup (resolve_int.h) before connecting. */
+enum conn_state { CS_DOWN, CS_BACKOFF, CS_RESOLVING, CS_CONNECTING, CS_SETUP, CS_READY, CS_CLOSING };
 
 typedef struct db_conn {
     db_pool_t *pool;
@@ -109,6 +111,9 @@ struct db_pool {
     uv_loop_t *loop;
     db_pool_config_t cfg;
     char *conninfo;
+    db_target_t target;      /* the conninfo parsed: which host names need a lookup */
+    db_resolver_t *resolver; /* NULL when none does; counts in open_handles while open */
+    const db_params_t *resolved; /* a lookup's result, only while pool_resolved runs */
     db_conn_t *conns;
     unsigned nconns;
     db_job_t *wait_head, *wait_tail;
@@ -635,9 +640,20 @@ static void conn_fail(db_conn_t *c, const char *why)
     else pool_publish(p);
 }
 
+/* Every attempt (the first and each reconnect) resolves host names afresh when the
+ * conninfo has any: libpq would look them up with a blocking getaddrinfo() on this loop.
+ * Connections starting while a lookup is in flight share its result: pool_resolved calls
+ * this again for each connection in CS_RESOLVING, with p->resolved set. */
 static void conn_start_connect(db_conn_t *c)
 {
-    c->pg = PQconnectStart(c->pool->conninfo);
+    db_pool_t *p = c->pool;
+    if (p->resolver && !p->resolved) {
+        if (db_resolver_start(p->resolver) != CORE_OK) conn_fail(c, "cannot start a host name lookup");
+        else c->state = CS_RESOLVING;
+        return;
+    }
+    /* With the addresses as hostaddr beside host, libpq looks nothing up. */
+    c->pg = p->resolved ? PQconnectStartParams(p->resolved->keys, p->resolved->vals, 0) : PQconnectStart(p->conninfo);
     if (!c->pg) {
         conn_fail(c, "out of memory");
         return;
@@ -648,6 +664,22 @@ static void conn_start_connect(db_conn_t *c)
     }
     c->state = CS_CONNECTING;
     if (conn_watch(c, UV_WRITABLE) != CORE_OK) conn_fail(c, "cannot watch the connection's socket");
+}
+
+/* The lookup's result, on the loop: connect each waiting connection to the addresses, or
+ * fail it like any failed connect (logged, backoff, retried with a fresh lookup). */
+static void pool_resolved(void *arg, const db_params_t *params, const char *err)
+{
+    db_pool_t *p = arg;
+    p->resolved = params;
+    for (unsigned i = 0; i < p->nconns; i++) {
+        db_conn_t *c = &p->conns[i];
+        if (c->state != CS_RESOLVING) continue;
+        if (p->closing) c->state = CS_DOWN;
+        else if (!params) conn_fail(c, err);
+        else conn_start_connect(c);
+    }
+    p->resolved = NULL;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
@@ -790,6 +822,9 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
     p->conninfo = core_strndup(cfg->conninfo, strlen(cfg->conninfo));
     p->conns = core_calloc(p->cfg.size, sizeof(db_conn_t));
     if (!p->conninfo || !p->conns) goto out;
+    if (db_target_parse(p->conninfo, &p->target) != CORE_OK) goto out;
+    if (p->target.nlookup > 0 && db_resolver_create(loop, &p->target, pool_resolved, p, &p->resolver) != CORE_OK)
+        goto out;
     p->nconns = p->cfg.size;
     for (unsigned i = 0; i < p->nconns; i++) {
         db_conn_t *c = &p->conns[i];
@@ -805,7 +840,7 @@ int db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg, db_pool_t **out
     p->acquire_timer.data = p;
     uv_timer_start(&p->acquire_timer, acquire_timer_cb, 50, 50);
     uv_unref((uv_handle_t *)&p->acquire_timer);
-    p->open_handles = 2;
+    p->open_handles = p->resolver ? 3 : 2;
     for (unsigned i = 0; i < p->nconns; i++) {
         db_conn_t *c = &p->conns[i];
         uv_timer_init(loop, &c->timer);
@@ -820,6 +855,8 @@ out:
         if (p->conns)
             for (unsigned i = 0; i < p->cfg.size; i++) core_free(p->conns[i].ring);
         core_free(p->conns);
+        if (p->resolver) db_resolver_close(p->resolver, NULL, NULL);
+        db_target_free(&p->target);
         core_free(p->conninfo);
         core_free(p);
     }
@@ -896,18 +933,22 @@ void db_pool_stats(const db_pool_t *p, db_pool_stats_t *out)
     out->queries = core_counter_get(&p->queries);
 }
 
-static void pool_handle_closed(uv_handle_t *h)
+/* One of the pool's handles (or its resolver) is closed; the last one frees the pool. */
+static void pool_release(void *pool)
 {
-    db_pool_t *p = h->data;
+    db_pool_t *p = pool;
     if (--p->open_handles > 0) return;
     void (*cb)(void *) = p->on_closed;
     void *arg = p->on_closed_arg;
     for (unsigned i = 0; i < p->nconns; i++) core_free(p->conns[i].ring);
     core_free(p->conns);
+    db_target_free(&p->target);
     core_free(p->conninfo);
     core_free(p);
     if (cb) cb(arg);
 }
+
+static void pool_handle_closed(uv_handle_t *h) { pool_release(h->data); }
 
 static void pool_maybe_finish_close(db_pool_t *p)
 {
@@ -931,6 +972,13 @@ static void pool_maybe_finish_close(db_pool_t *p)
     p->acquire_timer.data = p;
     uv_close((uv_handle_t *)&p->dispatch, pool_handle_closed);
     uv_close((uv_handle_t *)&p->acquire_timer, pool_handle_closed);
+    /* A lookup in flight is cancelled (or, already running, waited for): its callback
+     * must not outlive the pool. */
+    if (p->resolver) {
+        db_resolver_t *r = p->resolver;
+        p->resolver = NULL;
+        db_resolver_close(r, pool_release, p);
+    }
 }
 
 void db_pool_close(db_pool_t *p, void (*on_closed)(void *), void *arg)

@@ -49,19 +49,24 @@ function asPostgres(cmd, args, opts = {}) {
   return execFileSync(cmd, args, opts);
 }
 
-// A private PostgreSQL cluster in a temp dir the postgres user owns, on a Unix socket only.
-export async function startPostgres({ fixture } = {}) {
+// A private PostgreSQL cluster in a temp dir the postgres user owns, on a Unix socket only;
+// with tcp: true also on 127.0.0.1 at a free port (pg.port; the socket then carries that port
+// number too, so conninfo() names it).
+export async function startPostgres({ fixture, tcp = false } = {}) {
   const dir = asPostgres('mktemp', ['-d', '/tmp/strata-it-XXXXXX']).toString().trim();
   const data = path.join(dir, 'pg');
   asPostgres(`${pgBin}/initdb`, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'], { stdio: 'ignore' });
+  const port = tcp ? await freePort() : null;
+  const portArgs = port ? ['-p', String(port)] : [];
   const pg = {
-    dir, data, socket: dir,
-    conninfo: (user = 'authenticator', db = 'postgres') => `host=${dir} dbname=${db} user=${user}`,
+    dir, data, socket: dir, port,
+    conninfo: (user = 'authenticator', db = 'postgres') =>
+      `host=${dir} dbname=${db} user=${user}${port ? ` port=${port}` : ''}`,
     start() {
       for (let i = 0; i < 50; i++) {
         try {
           asPostgres(`${pgBin}/pg_ctl`, ['-D', data, '-w', '-l', path.join(dir, 'log'), '-o',
-            `-k ${dir} -c listen_addresses='' -c wal_level=logical -c fsync=off`, 'start'], { stdio: 'ignore' });
+            `-k ${dir} -c listen_addresses='${port ? '127.0.0.1' : ''}'${port ? ` -p ${port}` : ''} -c wal_level=logical -c fsync=off`, 'start'], { stdio: 'ignore' });
           return;
         } catch (e) {
           // right after a kill -9 the lock file may still be held; retry briefly
@@ -78,11 +83,11 @@ export async function startPostgres({ fixture } = {}) {
     },
     kill9() { process.kill(pg.pid(), 'SIGKILL'); },
     psql(sql) {
-      return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-U', 'postgres', '-d', 'postgres', '-tA', '-c', sql],
+      return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', dir, ...portArgs, '-U', 'postgres', '-d', 'postgres', '-tA', '-c', sql],
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     },
     psqlFile(file) {
-      return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-U', 'postgres', '-d', 'postgres', '-f', file],
+      return execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', dir, ...portArgs, '-U', 'postgres', '-d', 'postgres', '-f', file],
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     },
     cleanup() {
