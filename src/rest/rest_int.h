@@ -31,6 +31,7 @@ typedef struct {
     const char *derived;
     struct rest_derived_col *dcols; /* spread columns in derived: for order=rel(col) */
     size_t ndcols;
+    bool qualify; /* columns as alias."col" (ORDER BY: an output name must not shadow them) */
 } rest_build_t;
 
 typedef struct rest_derived_col {

@@ -126,20 +126,30 @@ static void append_computed(rest_build_t *x, const db_func_t *f)
     core_buf_append_char(x->b, ')');
 }
 
+/* A column of x's relation, qualified when x->qualify asks. */
+static void append_column(rest_build_t *x, const db_column_t *c)
+{
+    if (x->qualify && x->alias) {
+        core_buf_append_cstr(x->b, x->alias);
+        core_buf_append_char(x->b, '.');
+    }
+    rest_sql_ident(x->b, c->name);
+}
+
 int rest_build_field(rest_build_t *x, str_t name, const rest_json_op_t *ops, size_t nops)
 {
     const db_column_t *c = db_table_column(x->table, name);
     const db_func_t *fn = c ? NULL : computed_field(x, name);
     if (!c && !fn) return rest_build_column_error(x, name);
     if (nops == 0) {
-        if (c) rest_sql_ident(x->b, c->name);
+        if (c) append_column(x, c);
         else append_computed(x, fn);
         return CORE_OK;
     }
     str_t type = c ? c->type : fn->rettype;
     bool json = str_eq(type, STR_LIT("json")) || str_eq(type, STR_LIT("jsonb"));
     core_buf_append_cstr(x->b, json ? "(" : "(to_jsonb(");
-    if (c) rest_sql_ident(x->b, c->name);
+    if (c) append_column(x, c);
     else append_computed(x, fn);
     if (!json) core_buf_append_char(x->b, ')');
     for (size_t i = 0; i < nops; i++) {
@@ -741,7 +751,16 @@ static int build_embed(rest_build_t *x, const rest_query_t *q, const rest_select
 
 #define SPREAD_DEPTH_MAX 8
 
-/* The relationship of the spread `it` at x's level (to-one only), its child query, and its
+/* Does the spread (or one inside it) aggregate? */
+static bool spread_aggregates(const rest_select_t *it)
+{
+    for (size_t i = 0; i < it->nchildren; i++)
+        if (it->children[i].agg || (it->children[i].spread && spread_aggregates(&it->children[i]))) return true;
+    return false;
+}
+
+
+/* The relationship of the spread `it` at x's level, its child query, and its
  * items with each '*' expanded to the target's columns. */
 static int spread_target(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, rel_t *r, rest_query_t *cq,
                          const rest_select_t **items, size_t *nitems)
@@ -749,7 +768,8 @@ static int spread_target(rest_build_t *x, const rest_query_t *q, const rest_sele
     if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
     int rc = find_rel(x, it, it->hint, r);
     if (rc != CORE_OK) return rc;
-    if (!rel_one(r)) return not_to_one(x, "PGRST119", "spread", it->name);
+    if (!rel_one(r) && spread_aggregates(it))
+        return rest_build_unsupported(x, "Aggregates inside the spread of a to-many relationship are not supported yet");
     if ((rc = child_query(x->arena, q, it, cq)) != CORE_OK) return rc;
     /* rel(*) or rel(): every column of the target, once per '*' */
     static const rest_select_t STAR = {.star = true};
@@ -790,7 +810,11 @@ static int spread_value(rest_build_t *x, const rest_query_t *q, const rest_selec
     if (rc != CORE_OK) return rc;
     rest_build_t cx;
     if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
-    core_buf_append_cstr(x->b, "(select ");
+    /* A to-many spread (PostgREST 13): the value over its rows as a JSON array, in the
+     * spread's order (or the target's primary key, so that the arrays of its columns line
+     * up), with its limit and offset; nested to-many spreads give arrays of arrays. */
+    bool many = !rel_one(&r);
+    core_buf_append_cstr(x->b, many ? "(select coalesce(json_agg(pgrst_a.v), '[]') from (select " : "(select ");
     if (depth > 1) {
         rc = spread_value(&cx, &cq, chain + 1, depth - 1, leaf);
     } else if (leaf->is_embed) {
@@ -807,8 +831,24 @@ static int spread_value(rest_build_t *x, const rest_query_t *q, const rest_selec
         }
     }
     if (rc != CORE_OK) return rc;
+    if (many) core_buf_append_cstr(x->b, " as v");
     append_rel_from(x, &r, cx.alias, NULL);
     if ((rc = rest_build_conds(&cx, &cq, " and ")) != CORE_OK) return rc;
+    if (many) {
+        if (cq.norder) {
+            if ((rc = rest_build_order(&cx, &cq)) != CORE_OK) return rc;
+        } else {
+            for (size_t k = 0; k < r.target->npk; k++) {
+                core_buf_append_cstr(x->b, k ? ", " : " order by ");
+                core_buf_append_cstr(x->b, cx.alias);
+                core_buf_append_char(x->b, '.');
+                rest_sql_ident(x->b, r.target->pk[k]);
+            }
+        }
+        if (cq.limit >= 0) core_buf_appendf(x->b, " limit %ld", cq.limit);
+        if (cq.offset > 0) core_buf_appendf(x->b, " offset %ld", cq.offset);
+        core_buf_append_cstr(x->b, ") pgrst_a");
+    }
     core_buf_append_char(x->b, ')');
     leave_rel(x, &cx);
     return CORE_OK;
@@ -858,7 +898,7 @@ static void derive_end(rest_build_t *x, sel_t *st, core_buf_t *saved, int k)
 
 /* One leaf of a spread as an item of x's select list. */
 static int spread_leaf(rest_build_t *x, const rest_query_t *q, const rest_select_t *const *chain, size_t depth,
-                       const rest_select_t *leaf, sel_t *st)
+                       const rest_select_t *leaf, bool many, sel_t *st)
 {
     if (st->n++) core_buf_append_cstr(x->b, ", ");
     str_t name = item_name(leaf);
@@ -882,7 +922,7 @@ static int spread_leaf(rest_build_t *x, const rest_query_t *q, const rest_select
     core_buf_t *saved;
     int k = derive_begin(x, st, &saved);
     int rc = spread_value(x, q, chain, depth, leaf);
-    if (leaf->is_embed && rc == CORE_OK) core_buf_append_cstr(x->b, "::jsonb");
+    if ((leaf->is_embed || many) && rc == CORE_OK) core_buf_append_cstr(x->b, "::jsonb"); /* json: no equality */
     derive_end(x, st, saved, k);
     if (rc != CORE_OK) return rc;
     if (leaf->agg) {
@@ -908,8 +948,8 @@ static int spread_leaf(rest_build_t *x, const rest_query_t *q, const rest_select
     return CORE_OK;
 }
 
-/* ...rel(cols) on a to-one relation: each of the child's items becomes an item of the
- * parent (a spread inside it too, recursively). */
+/* ...rel(cols): each of the child's items becomes an item of the parent (a spread inside it
+ * too, recursively); through a to-many relationship, as an array of its rows' values. */
 static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_select_t **chain, size_t depth, sel_t *st)
 {
     /* the items of the innermost spread, resolved level by level */
@@ -917,11 +957,13 @@ static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_selec
     rest_query_t curq = *q;
     const rest_select_t *items = NULL;
     size_t nitems = 0;
+    bool many = false; /* a to-many spread on the way: the leaves are JSON arrays */
     for (size_t k = 0; k < depth; k++) {
         rel_t r;
         rest_query_t cq = {0};
         int rc = spread_target(&cur, &curq, chain[k], &r, &cq, &items, &nitems);
         if (rc != CORE_OK) return rc;
+        if (!rel_one(&r)) many = true;
         rest_build_t next;
         if ((rc = enter_rel(&cur, &r, &next)) != CORE_OK) return rc;
         cur = next;
@@ -937,19 +979,11 @@ static int build_spread(rest_build_t *x, const rest_query_t *q, const rest_selec
         } else if (c->is_embed && c->nchildren == 0) {
             continue; /* rel(): used for filtering only */
         } else {
-            rc = spread_leaf(x, q, chain, depth, c, st);
+            rc = spread_leaf(x, q, chain, depth, c, many, st);
         }
         if (rc != CORE_OK) return rc;
     }
     return CORE_OK;
-}
-
-/* Does the spread (or one inside it) aggregate? */
-static bool spread_aggregates(const rest_select_t *it)
-{
-    for (size_t i = 0; i < it->nchildren; i++)
-        if (it->children[i].agg || (it->children[i].spread && spread_aggregates(&it->children[i]))) return true;
-    return false;
 }
 
 /* The select item of this level that embeds `name` (by alias or relation name). */
@@ -1112,7 +1146,15 @@ int rest_build_order(rest_build_t *x, const rest_query_t *q)
             continue; /* applied inside the embed */
         }
         core_buf_append_cstr(x->b, n++ ? ", " : " order by ");
-        int rc = o->rel.ptr ? build_related_order(x, q, o) : rest_build_field(x, o->column, o->json, o->njson);
+        /* qualified: order=id must order by the column even when an item is named "id" */
+        int rc;
+        if (o->rel.ptr) {
+            rc = build_related_order(x, q, o);
+        } else {
+            x->qualify = true;
+            rc = rest_build_field(x, o->column, o->json, o->njson);
+            x->qualify = false;
+        }
         if (rc != CORE_OK) return rc;
         if (o->desc) core_buf_append_cstr(x->b, " desc");
         if (o->nulls == 1) core_buf_append_cstr(x->b, " nulls first");

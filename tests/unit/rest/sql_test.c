@@ -26,7 +26,7 @@ static void test_read(void)
     CHECK_STR(str_from_cstr(st.sql),
               "select coalesce(json_agg(_s), '[]')::text, count(*), null::bigint" REST_SQL_GUC_COLS " from (select \"id\", "
               "\"title\" as \"t\" from \"public\".\"books\" as pgrst_0 where \"id\" > $1 and \"title\" like $2 order by "
-              "\"id\" desc limit $3::bigint offset $4::bigint) _s");
+              "pgrst_0.\"id\" desc limit $3::bigint offset $4::bigint) _s");
     CHECK_INT(st.nparams, 4);
     CHECK_STR(str_from_cstr(st.params[1]), "%x%");
     CHECK_STR(str_from_cstr(st.params[2]), "5");
