@@ -509,10 +509,23 @@ static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
 
 static void main_close_cb(uv_handle_t *h) { (void)h; }
 
+/* The last step of a shutdown: the main loop's own handles. The signal handlers stay until
+ * here, so a second Ctrl-C while requests finish and PostgreSQL stops is noted, not fatal
+ * (with the handlers gone it would kill the process, the embedded cluster unstopped and the
+ * queued log lines unwritten). */
+static void close_main_handles(app_t *app)
+{
+    uv_close((uv_handle_t *)&app->sig_int, main_close_cb);
+    uv_close((uv_handle_t *)&app->sig_term, main_close_cb);
+    uv_close((uv_handle_t *)&app->sig_usr1, main_close_cb);
+    uv_close((uv_handle_t *)&app->sig_usr2, main_close_cb);
+    uv_close((uv_handle_t *)&app->worker_done, main_close_cb);
+}
+
 static void embedded_stopped(void *arg)
 {
     app_t *app = arg;
-    uv_close((uv_handle_t *)&app->worker_done, main_close_cb);
+    close_main_handles(app);
 }
 
 static void on_worker_done(uv_async_t *h)
@@ -525,7 +538,7 @@ static void on_worker_done(uv_async_t *h)
         app->listener = NULL;
     }
     if (app->embedded) db_embedded_stop(app->embedded, embedded_stopped, app);
-    else uv_close((uv_handle_t *)&app->worker_done, main_close_cb);
+    else close_main_handles(app);
 }
 
 static void begin_shutdown(app_t *app)
@@ -533,10 +546,6 @@ static void begin_shutdown(app_t *app)
     if (app->stopping) return;
     app->stopping = true;
     LOG_INFO("shutting down: finishing in-flight requests");
-    uv_close((uv_handle_t *)&app->sig_int, main_close_cb);
-    uv_close((uv_handle_t *)&app->sig_term, main_close_cb);
-    uv_close((uv_handle_t *)&app->sig_usr1, main_close_cb);
-    uv_close((uv_handle_t *)&app->sig_usr2, main_close_cb);
     bool any = false;
     for (unsigned i = 0; i < app->nworkers; i++) {
         if (!app->workers[i].started) continue;
@@ -557,6 +566,10 @@ static void on_signal(uv_signal_t *h, int signum)
     if (signum == SIGUSR2) {
         LOG_INFO("SIGUSR2: reloading the configuration");
         if (app->listener) db_listener_reload_config(app->listener);
+        return;
+    }
+    if (app->stopping) {
+        LOG_INFO("already shutting down (signal %d): in-flight requests are finishing", signum);
         return;
     }
     begin_shutdown(app);

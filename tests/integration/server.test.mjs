@@ -176,3 +176,28 @@ test('a config file in PostgREST format works', async () => {
     assert.equal(exit.code, 0);
   }
 });
+
+test('a second signal while shutting down is noted, not fatal: in-flight requests finish, exit 0', async () => {
+  pg.psql(`create or replace function public.nap(s float8) returns int language sql as $$ select 1 from pg_sleep(s) $$;
+           grant execute on function public.nap(float8) to anon;`);
+  const s = await startStrata({
+    env: { PGRST_DB_URI: pg.conninfo(), STRATA_DB_ADMIN_URI: pg.conninfo('postgres'), PGRST_DB_ANON_ROLE: 'anon' },
+  });
+  try {
+    const slow = fetch(`${s.url}/rpc/nap`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"s":1.5}' });
+    await until(async () => /"path":"\/rpc\/nap"/.test(s.log) || (await fetch(`${s.admin}/metrics`).then((r) => r.text())).includes('strata_db_pool_in_use 1'),
+      5000, 'the slow request to be in flight');
+    s.proc.kill('SIGTERM');
+    await until(() => /shutting down/.test(s.log), 5000, 'the shutdown to begin');
+    s.proc.kill('SIGINT'); // Ctrl-C again: with the handlers gone this used to kill the process
+    const r = await slow;
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), '1');
+    const exit = await s.exitPromise;
+    assert.equal(exit.code, 0, s.log.slice(-3000));
+    assert.match(s.log, /already shutting down/);
+    assert.match(s.log, /"msg":"stopped"/);
+  } finally {
+    if (!s.exited) await s.stop('SIGKILL');
+  }
+});
