@@ -531,7 +531,7 @@ static void embedded_stopped(void *arg)
 static void on_worker_done(uv_async_t *h)
 {
     app_t *app = h->data;
-    for (unsigned i = 0; i < app->nworkers; i++)
+    for (unsigned i = 0; i < app->nworkers && app->workers; i++)
         if (app->workers[i].started && !atomic_load(&app->workers[i].done)) return;
     if (app->listener) {
         db_listener_stop(app->listener);
@@ -547,7 +547,7 @@ static void begin_shutdown(app_t *app)
     app->stopping = true;
     LOG_INFO("shutting down: finishing in-flight requests");
     bool any = false;
-    for (unsigned i = 0; i < app->nworkers; i++) {
+    for (unsigned i = 0; i < app->nworkers && app->workers; i++) {
         if (!app->workers[i].started) continue;
         any = true;
         uv_async_send(&app->workers[i].stop_async);
