@@ -768,8 +768,11 @@ static int spread_target(rest_build_t *x, const rest_query_t *q, const rest_sele
     if (!x->schema || !x->alias || !x->next_alias) return rest_build_unsupported(x, "Embedding is not available here");
     int rc = find_rel(x, it, it->hint, r);
     if (rc != CORE_OK) return rc;
-    if (!rel_one(r) && spread_aggregates(it))
-        return rest_build_unsupported(x, "Aggregates inside the spread of a to-many relationship are not supported yet");
+    if (!rel_one(r) && spread_aggregates(it)) { /* as PostgREST 13 answers it */
+        *x->err = core_err_make(400, "PGRST127", "Feature not implemented",
+                                STR_LIT("Aggregates are not implemented for one-to-many or many-to-many spreads."));
+        return CORE_EINVAL;
+    }
     if ((rc = child_query(x->arena, q, it, cq)) != CORE_OK) return rc;
     /* rel(*) or rel(): every column of the target, once per '*' */
     static const rest_select_t STAR = {.star = true};
