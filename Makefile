@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test unit integration asan lint fuzz fuzz-smoke bench clean
+.PHONY: all deps build run test unit integration asan lint fuzz fuzz-smoke bench soak clean
 
 all: build
 
@@ -26,6 +26,9 @@ test: deps
 
 fuzz: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-600} scripts/fuzz
+
+soak: deps build
+	@SOAK_SECONDS=$${SOAK_SECONDS:-600} STRATA_BIN=$(CURDIR)/$(BUILD)/strata scripts/soak
 
 bench: deps build
 	@bench/run
