@@ -652,6 +652,7 @@ test('without privileges for schema auth: strata starts, logs one line, /auth/v1
       const j = await r.json();
       assert.equal(j.code, 'unexpected_failure');
       assert.match(j.message, /auth service is unavailable: .*auth schema is missing/);
+      await until(() => /\/auth\/v1 answers 503/.test(s3.log), 5000, 'the 503 reason in the log');
       assert.equal((s3.log.match(/\/auth\/v1 answers 503/g) || []).length, 1, s3.log);
       assert.equal((await fetch(`${s3.admin}/ready`)).status, 200);
     } finally {
@@ -792,7 +793,8 @@ test('a config reload reaches the auth service: new secret and settings, old tok
     assert.ok(verifies(c.access_token, SECRET_A));
     assert.equal(c.expires_in, 3600);
     assert.equal((await api('GET', '/auth/v1/user', { token: a.access_token })).status, 200, 'token A is good again');
-    assert.match(s.log, /auth: \/auth\/v1 is available again/);
+    // log lines reach stderr through the writer thread, a few ms after the fact
+    await until(() => /auth: \/auth\/v1 is available again/.test(s.log), 5000, 'the "available again" line');
   } finally {
     base = saved;
     const exit = await s.stop();

@@ -26,6 +26,7 @@ test('embedded PostgreSQL with the demo schema: serve, survive kill -9, stop cle
   let fallback = null;
   let s = await startStrata({ env, args: ['--demo'], timeoutMs: 90000 });
   try {
+    await until(() => /kept in \/var\/lib\/strata\//.test(s.log), 5000, 'the cluster location in the log');
     const m = s.log.match(/kept in (\/var\/lib\/strata\/[0-9a-f]+)/);
     assert.ok(m, `expected the fallback cluster location in the log:\n${s.log}`);
     fallback = m[1];
