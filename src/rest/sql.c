@@ -486,17 +486,30 @@ static int find_rel(rest_build_t *x, const rest_select_t *it, str_t hint, rel_t 
     size_t n = 0;
     for (size_t i = 0; i < s->nfks && n < 16; i++) {
         const db_fk_t *f = &s->fks[i];
-        /* many-to-one: t references name */
-        if (fk_from(f, t) && str_eq(f->ftable, it->name)) {
+        /* As PostgREST names relationships: by the target's name; without a hint also by the
+         * foreign key's name or (many-to-one) its single column. A self-reference (one key,
+         * two directions) is one-to-many by the table's name — with a hint, the hint names
+         * the key's column — and many-to-one by the column's name. */
+        bool named = hint.ptr && !str_eq(hint, STR_LIT("inner")) && !str_eq(hint, STR_LIT("left"));
+        bool self = str_eq(f->schema, f->fschema) && str_eq(f->table, f->ftable);
+        bool by_col = !named && f->ncolumns == 1 && str_eq(f->columns[0], it->name);
+        bool by_name = !named && !self && str_eq(f->name, it->name);
+        /* many-to-one: t references name (key and column names only toward tables, as the
+         * keys of views are derived ones, PostgREST's rule) */
+        if (fk_from(f, t) && ((str_eq(f->ftable, it->name) && !self) || by_col || by_name)) {
             const db_table_t *tg = db_schema_table(s, f->fschema, f->ftable);
+            bool by_key = (by_col || by_name) && !str_eq(f->ftable, it->name);
             rel_t r = {REL_M2O, f, NULL, tg, NULL};
-            if (tg && hint_matches(&r, hint)) found[n++] = r;
+            if (tg && (by_key ? tg->kind != 'v' : hint_matches(&r, hint))) found[n++] = r;
         }
         /* one-to-many: name references t */
-        if (fk_to(f, t) && str_eq(f->table, it->name) && n < 16) {
+        if (fk_to(f, t) && (str_eq(f->table, it->name) || by_name) && n < 16) {
             const db_table_t *tg = db_schema_table(s, f->schema, f->table);
+            bool by_key = by_name && !str_eq(f->table, it->name);
             rel_t r = {REL_O2M, f, NULL, tg, NULL};
-            if (tg && hint_matches(&r, hint)) found[n++] = r;
+            bool ok = by_key ? tg && tg->kind != 'v' : hint_matches(&r, hint);
+            if (self && named) ok = f->ncolumns == 1 && str_eq(f->columns[0], hint); /* !manager_id: its rows */
+            if (tg && ok) found[n++] = r;
         }
     }
     /* many-to-many through a junction table that references both */

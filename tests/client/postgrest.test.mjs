@@ -448,10 +448,12 @@ test('embed: ambiguous relationship without a hint → PGRST201, 300', async () 
   assert.match(err.message, /more than one relationship/);
 });
 
-test('embed: self-reference with a column hint', async () => {
-  const data = ok(await db.from('employees').select('name, manager:employees!manager_id(name)').order('id'));
+test('embed: self-reference — the column name gives the parent, the table name with a column hint the children', async () => {
+  const data = ok(await db.from('employees').select('name, manager:manager_id(name), reports:employees!manager_id(name)').order('id'));
   assert.deepEqual(data, [
-    { name: 'boss', manager: null }, { name: 'mid', manager: { name: 'boss' } }, { name: 'junior', manager: { name: 'mid' } },
+    { name: 'boss', manager: null, reports: [{ name: 'mid' }] },
+    { name: 'mid', manager: { name: 'boss' }, reports: [{ name: 'junior' }] },
+    { name: 'junior', manager: { name: 'mid' }, reports: [] },
   ]);
 });
 

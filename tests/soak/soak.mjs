@@ -148,7 +148,7 @@ const READS = [
   ['/novels?select=title,publishers(name),chapters(num,words)&order=id', 200],
   ['/novels?select=title,...publishers(publisher:name)', 200],
   ['/novels?select=title,genres(name)&genres.name=eq.scifi', 200],
-  ['/employees?select=name,manager:employees!manager_id(name)', 200],
+  ['/employees?select=name,manager:manager_id(name),reports:employees!manager_id(name)', 200],
   ['/chapters?select=num,novels(title)&order=id', 200],
   ['/big?select=id&limit=10', 206, { Prefer: 'count=exact' }],
   ['/big?select=id&val=eq.7', 200, { Prefer: 'count=exact' }],
