@@ -454,6 +454,13 @@ static void worker_main(void *arg)
     w->gen = NULL;
 }
 
+/* Each worker's share of db-pool (an instance setting), rounded up, at least one. */
+static unsigned pool_per_worker(const core_config_t *cfg, unsigned nworkers)
+{
+    unsigned per = ((unsigned)cfg->db_pool + nworkers - 1) / nworkers;
+    return per ? per : 1;
+}
+
 static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
 {
     core_config_t *cfg = app->cfg;
@@ -463,10 +470,9 @@ static int worker_init(app_t *app, worker_t *w, unsigned index, int port)
     uv_async_init(&w->loop, &w->stop_async, worker_stop_cb);
     w->stop_async.data = w;
 
-    unsigned per = ((unsigned)cfg->db_pool + app->nworkers - 1) / app->nworkers;
     db_pool_config_t pc = {
         .conninfo = app->conninfo,
-        .size = per ? per : 1,
+        .size = pool_per_worker(cfg, app->nworkers),
         .max_pipeline = 8,
         .acquire_timeout_ms = (unsigned)cfg->db_pool_acquisition_timeout_s * 1000u,
         .statement_timeout_ms = (unsigned)cfg->statement_timeout_ms,
@@ -600,14 +606,13 @@ int app_serve(core_config_t *cfg)
     uv_async_init(app.loop, &app.worker_done, on_worker_done);
     app.worker_done.data = &app;
 
+    unsigned nworkers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
+    if (nworkers == 0) nworkers = 1;
+
     const char *admin_conninfo;
     if (!cfg->db_uri) {
-        /* every worker's share of db-pool (rounded up, as worker_init does), and room for the
-         * schema listener, migrations and psql */
-        unsigned workers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
-        if (workers == 0) workers = 1;
-        unsigned pool = cfg->db_pool > 0 ? (unsigned)cfg->db_pool : 10;
-        unsigned need = (pool + workers - 1) / workers * workers + 20;
+        /* every worker's pool, and room for the schema listener, migrations and psql */
+        unsigned need = pool_per_worker(cfg, nworkers) * nworkers + 20;
         if (db_embedded_start(app.loop, cfg->data_dir, need, &app.embedded) != CORE_OK) goto fail;
         app.conninfo = db_embedded_conninfo(app.embedded);
         admin_conninfo = cfg->db_admin_uri ? cfg->db_admin_uri : db_embedded_admin_conninfo(app.embedded);
@@ -629,9 +634,6 @@ int app_serve(core_config_t *cfg)
         LOG_ERROR("%s", err);
         goto fail;
     }
-
-    unsigned nworkers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
-    if (nworkers == 0) nworkers = 1;
 
     /* The auth service starts in any case: without its schema (no privileges) or without an
      * HMAC secret it answers /auth/v1 with 503 and says why, once, here. */

@@ -773,8 +773,8 @@ static bool spread_aggregates(const rest_select_t *it)
 }
 
 
-/* The relationship of the spread `it` at x's level, its child query, and its
- * items with each '*' expanded to the target's columns. */
+/* The relationship of the spread `it` at x's level, its child query, and (unless items is
+ * NULL) its items with each '*' expanded to the target's columns. */
 static int spread_target(rest_build_t *x, const rest_query_t *q, const rest_select_t *it, rel_t *r, rest_query_t *cq,
                          const rest_select_t **items, size_t *nitems)
 {
@@ -787,6 +787,7 @@ static int spread_target(rest_build_t *x, const rest_query_t *q, const rest_sele
         return CORE_EINVAL;
     }
     if ((rc = child_query(x->arena, q, it, cq)) != CORE_OK) return rc;
+    if (!items) return CORE_OK; /* the relationship and child query only */
     /* rel(*) or rel(): every column of the target, once per '*' */
     static const rest_select_t STAR = {.star = true};
     const rest_select_t *in = it->nchildren ? it->children : &STAR;
@@ -820,9 +821,7 @@ static int spread_value(rest_build_t *x, const rest_query_t *q, const rest_selec
 {
     rel_t r;
     rest_query_t cq = {0};
-    const rest_select_t *items = NULL;
-    size_t nitems = 0;
-    int rc = spread_target(x, q, chain[0], &r, &cq, &items, &nitems);
+    int rc = spread_target(x, q, chain[0], &r, &cq, NULL, NULL);
     if (rc != CORE_OK) return rc;
     rest_build_t cx;
     if ((rc = enter_rel(x, &r, &cx)) != CORE_OK) return rc;
@@ -897,7 +896,8 @@ static void group_item(sel_t *st)
     core_buf_appendf(st->group, "%s%zu", st->ngroup++ ? ", " : " group by ", st->n);
 }
 
-/* Writes `expr_writer`'s value into the derived table as pgrst_d<k> and returns k. */
+/* Points x->b at the derived values (after a ", ") and returns the next index k; the caller
+ * writes one value and derive_end names it pgrst_d<k> and points x->b back. */
 static int derive_begin(rest_build_t *x, sel_t *st, core_buf_t **saved)
 {
     *saved = x->b;
